@@ -1,0 +1,76 @@
+"""Console entry points: thin wrappers that turn bad input into one line and an exit code.
+
+Kept free of torch at import time so that `genrun --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+
+import hydra
+from omegaconf import DictConfig
+
+from genrun.config import register
+from genrun.errors import GenrunError
+
+log = logging.getLogger("genrun")
+FAILED_JOBS: list[str] = []
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("GENRUN_DEBUG", "") not in ("", "0") or any(
+        a.startswith("hydra.verbose=") and not a.endswith(("false", "False", "[]")) for a in sys.argv[1:]
+    )
+
+
+def job_label() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    overrides = " ".join(hc.overrides.task)
+    return f"job {hc.job.num} ({overrides})" if hc.mode.name == "MULTIRUN" else "run"
+
+
+@hydra.main(version_base=None, config_path="pkg://genrun.configs", config_name="config")
+def _hydra_entry(cfg: DictConfig) -> float:
+    from genrun.task import hydra_job
+
+    try:
+        return hydra_job(cfg)
+    except GenrunError as exc:
+        if debug_enabled():
+            raise
+        log.error("error: %s", exc)
+        FAILED_JOBS.append(f"{job_label()}: {exc}")
+    except Exception as exc:  # a bug: in a sweep, report it and let the other jobs run
+        log.error("error: %s: %s\n%s", type(exc).__name__, exc, traceback.format_exc())
+        FAILED_JOBS.append(f"{job_label()}: {type(exc).__name__}: {exc}")
+    return float("nan")
+
+
+def main() -> None:
+    """`genrun [overrides]` and `genrun -m [sweep]`: exit 1 when any job failed."""
+    register()
+    _hydra_entry()
+    if FAILED_JOBS:
+        if len(FAILED_JOBS) > 1 or "-m" in sys.argv or "--multirun" in sys.argv:
+            print(f"genrun: {len(FAILED_JOBS)} job(s) failed:", file=sys.stderr)
+            for line in FAILED_JOBS:
+                print(f"  {line}", file=sys.stderr)
+        sys.exit(1)
+
+
+def sample_main() -> None:
+    """`genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0]`."""
+    from genrun.sample import parse_args, sample_command
+
+    try:
+        sample_command(**parse_args(sys.argv[1:]))
+    except GenrunError as exc:
+        if debug_enabled():
+            raise
+        print(f"genrun-sample: error: {exc}", file=sys.stderr)
+        sys.exit(2)

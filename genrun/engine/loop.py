@@ -1,0 +1,66 @@
+"""The training loop: family-agnostic, short enough to read at once.
+
+It calls `pipeline.step` and decides when to log, draw samples and checkpoint; it never
+sees a generator or a discriminator, a loss or an optimizer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from genrun.config import TrainerConfig
+from genrun.data.bundle import Batch
+from genrun.engine.outputs import RunOutputs
+from genrun.engine.progress import ProgressReporter
+from genrun.engine.signals import StopSignals
+from genrun.engine.tracker import ScalarTracker
+from genrun.pipelines.base import Noise, Pipeline
+
+
+@dataclass
+class LoopResult:
+    step: int
+    seconds: float
+    steps_done: int
+    scalars: dict[str, float] = field(default_factory=dict)  # the last logged means
+    stopped_by: str = ""  # name of the signal that stopped the run early, if any
+    exit_code: int = 0
+
+
+def fit(
+    pipeline: Pipeline,
+    next_batch: Callable[[], Batch],
+    trainer: TrainerConfig,
+    outputs: RunOutputs,
+    save_checkpoint: Callable[[int], None],
+    preview_noise: Noise,
+    start_step: int = 0,
+) -> LoopResult:
+    """Train from `start_step` to `trainer.max_steps`, or until a stop signal arrives."""
+    tracker = ScalarTracker(pipeline.device)
+    tracker.sync_step(start_step)
+    step, scalars = start_step, {}
+    t0 = t_log = time.perf_counter()
+    with StopSignals() as stop, ProgressReporter(start_step, trainer.max_steps) as progress:
+        while step < trainer.max_steps and not stop.requested:
+            tracker.add(pipeline.step(next_batch))
+            step += 1
+            progress.advance(step)
+            final = step == trainer.max_steps or stop.requested
+            if step % trainer.log_every == 0 or final:
+                n = tracker.count
+                scalars = tracker.flush()  # the only host sync of a step; raises on NaN/inf
+                now = time.perf_counter()
+                scalars["time/step_ms"] = 1000 * (now - t_log) / max(n, 1)
+                t_log = now
+                outputs.scalars(step, scalars)
+                progress.report(step, scalars)
+            if step % trainer.sample_every == 0 or final:
+                outputs.samples(step, pipeline.generate(preview_noise))
+            if step % trainer.ckpt_every == 0 or final:
+                tracker.check()  # never write a checkpoint of a diverged model
+                save_checkpoint(step)
+    seconds = time.perf_counter() - t0
+    return LoopResult(step, seconds, step - start_step, scalars, stop.name, stop.exit_code)

@@ -1,0 +1,57 @@
+"""Progress: a live rich bar on a terminal, plain periodic log lines elsewhere (CI, files)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from genrun.engine.console import console
+
+log = logging.getLogger("genrun")
+
+
+def format_scalars(scalars: dict[str, float]) -> str:
+    return " | ".join(f"{k} {v:.4g}" for k, v in scalars.items())
+
+
+class ProgressReporter:
+    """Shows step, speed and the latest logged scalars; every update also goes to genrun.log."""
+
+    def __init__(self, start: int, total: int) -> None:
+        self.start, self.total = start, total
+        self.live = console.is_terminal
+        self.t0 = time.perf_counter()
+        self.bar: Progress | None = None
+        if self.live:
+            self.bar = Progress(
+                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
+                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[scalars]}"),
+                console=console, transient=False,
+            )
+            self.task = self.bar.add_task("train", total=total, completed=start, speed="", scalars="")
+
+    def __enter__(self) -> ProgressReporter:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def steps_per_second(self, step: int) -> float:
+        return (step - self.start) / max(time.perf_counter() - self.t0, 1e-9)
+
+    def advance(self, step: int) -> None:
+        """Cheap per-step bar update (no host sync: the bar only needs the step count)."""
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step)
+
+    def report(self, step: int, scalars: dict[str, float]) -> None:
+        speed = f"{self.steps_per_second(step):.1f} steps/s"
+        line = f"step {step}/{self.total} | {format_scalars(scalars)} | {speed}"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, speed=speed, scalars=format_scalars(scalars))
+        log.info(line, extra={"console": not self.live})

@@ -1,0 +1,64 @@
+"""Fully connected networks: for 2D toy data and for flattened images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from genrun.nets.common import OutputRange, numel
+
+
+def mlp(sizes: Sequence[int], act: nn.Module, batchnorm: bool = False) -> nn.Sequential:
+    """Linear layers of the given sizes with `act` (and optional BatchNorm) between them."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(b))
+            layers.append(act)
+    return nn.Sequential(*layers)
+
+
+class Generator(nn.Module):
+    """z -> sample of `shape`; ReLU hidden layers (BatchNorm optional), output in the data range."""
+
+    def __init__(
+        self,
+        z_dim: int,
+        shape: Sequence[int],
+        width: int = 256,
+        depth: int = 3,
+        batchnorm: bool = False,
+        out_range: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+        self.net = mlp([z_dim, *[width] * depth, numel(shape)], nn.ReLU(), batchnorm)
+        self.out = OutputRange(out_range)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.out(self.net(z)).view(-1, *self.shape)
+
+
+class Discriminator(nn.Module):
+    """sample -> one logit (or `out_dim` features); LeakyReLU 0.2 hidden layers."""
+
+    def __init__(self, shape: Sequence[int], width: int = 256, depth: int = 3, out_dim: int = 1) -> None:
+        super().__init__()
+        self.net = mlp([numel(shape), *[width] * depth, out_dim], nn.LeakyReLU(0.2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))
+
+
+class Encoder(Discriminator):
+    """sample -> code: z_dim values, or 2 * z_dim (mean, log-variance) when stochastic."""
+
+    def __init__(
+        self, shape: Sequence[int], z_dim: int, width: int = 256, depth: int = 3, stochastic: bool = False
+    ) -> None:
+        super().__init__(shape, width, depth, out_dim=2 * z_dim if stochastic else z_dim)
+        self.stochastic = stochastic

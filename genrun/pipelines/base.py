@@ -1,0 +1,127 @@
+"""The protocol between the training loop and a model family.
+
+The loop only ever calls `step`, `sample_noise`/`generate`, `state_dict`/`load_state_dict`
+and reads `loss_kinds`/`primary_metric`; everything about networks, objectives and update
+order lives in the family. A family never sees a file, a writer or a progress bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from genrun.data.bundle import Batch
+from genrun.errors import GenrunError
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+Noise = dict[str, Tensor]
+
+
+class Pipeline:
+    """Base of every family: owns its networks (by name) and optimizers (by role)."""
+
+    loss_kinds: ClassVar[tuple[str, ...]] = ()
+    primary_metric: ClassVar[str] = ""
+
+    def __init__(self, loss: Any, optimizers: Mapping[str, OptimizerFactory], device: torch.device | str) -> None:
+        if getattr(loss, "kind", None) not in self.loss_kinds:
+            raise GenrunError(
+                f"{type(self).__name__} trains with {'/'.join(self.loss_kinds)} objectives, "
+                f"not {type(loss).__name__} ({getattr(loss, 'kind', '?')})"
+            )
+        self.loss = loss
+        self.device = torch.device(device)
+        self.optimizer_factories = optimizers
+        self.nets = nn.ModuleDict()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # -- building -------------------------------------------------------------------------
+    def add_net(self, name: str, net: nn.Module) -> nn.Module:
+        """Register a network (moved to the device) so it is saved, restored and toggled."""
+        self.nets[name] = net.to(self.device)
+        return self.nets[name]
+
+    def add_optimizer(self, role: str, *nets: nn.Module) -> torch.optim.Optimizer:
+        """Build the optimizer of `role` (a key of the `optimizer` config group) over `nets`."""
+        if role not in self.optimizer_factories:
+            valid = ", ".join(k for k, v in self.optimizer_factories.items() if callable(v))
+            raise GenrunError(f"the optimizer config has no '{role}' entry (roles there: {valid})")
+        params = [p for net in nets for p in net.parameters()]
+        self.optimizers[role] = self.optimizer_factories[role](params)
+        return self.optimizers[role]
+
+    # -- the protocol -----------------------------------------------------------------------
+    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
+        """One training step (drawing as many batches as it needs); scalars stay on the device."""
+        raise NotImplementedError
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
+        """The inputs of `generate` for n samples, drawn from `generator` (reproducible grids)."""
+        raise NotImplementedError
+
+    def generate(self, noise: Noise) -> Tensor:
+        """Samples in data space from `sample_noise` inputs (eval mode, no gradients)."""
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.generate(self.sample_noise(n, generator))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every network and optimizer: all a checkpoint needs from the family."""
+        return {
+            "nets": {name: net.state_dict() for name, net in self.nets.items()},
+            "optimizers": {role: opt.state_dict() for role, opt in self.optimizers.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], optimizers: bool = True) -> None:
+        nets, opts = state["nets"], state.get("optimizers", {})
+        if set(nets) != set(self.nets) or (optimizers and set(opts) != set(self.optimizers)):
+            raise GenrunError(
+                f"checkpoint holds networks {sorted(nets)} / optimizers {sorted(opts)}, "
+                f"this model has {sorted(self.nets)} / {sorted(self.optimizers)}"
+            )
+        for name, net in self.nets.items():
+            net.load_state_dict(nets[name])
+        if optimizers:
+            for role, opt in self.optimizers.items():
+                opt.load_state_dict(opts[role])
+
+    # -- helpers for families ---------------------------------------------------------------
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode and no gradients (BatchNorm running stats untouched), then back to train."""
+        modes = {name: net.training for name, net in self.nets.items()}
+        self.nets.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            for name, net in self.nets.items():
+                net.train(modes[name])
+
+    def gaussian(self, *shape: int, generator: torch.Generator | None = None) -> Tensor:
+        """N(0, I) noise on the family's device (from `generator` when one is given)."""
+        return torch.randn(*shape, device=self.device, generator=generator)
+
+
+def update(loss: Tensor, *optimizers: torch.optim.Optimizer) -> None:
+    """One step of each optimizer on `loss` (gradients reset first, as None to save a memset)."""
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+
+
+@contextmanager
+def frozen(net: nn.Module) -> Iterator[None]:
+    """No parameter gradients for `net` (e.g. D during the G phase): saves its weight-grad work."""
+    net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        net.requires_grad_(True)

@@ -1,0 +1,74 @@
+"""genrun-sample: load a trained run on any device and write samples (picture or raw tensor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from genrun.errors import GenrunError
+
+USAGE = "genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0] [device=cpu]"
+KEYS = {"run": str, "n": int, "out": str, "seed": int, "device": str}
+SUFFIXES = (".png", ".pt", ".npy")
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    """key=value arguments, typed; unknown keys and bad values are clear errors."""
+    args: dict[str, Any] = {}
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            print(USAGE)
+            raise SystemExit(0)
+        key, sep, value = arg.partition("=")
+        if not sep or key not in KEYS:
+            raise GenrunError(f"unknown argument {arg!r}; usage: {USAGE}")
+        try:
+            args[key] = KEYS[key](value)
+        except ValueError as exc:
+            raise GenrunError(f"{key}={value!r} is not a valid {KEYS[key].__name__}") from exc
+    if "run" not in args:
+        raise GenrunError(f"run=PATH is required; usage: {USAGE}")
+    return args
+
+
+def load_run(path: str, device: str = "cpu"):
+    """Rebuild a run's pipeline from its checkpoint (config included) on `device`."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from genrun.engine.checkpoint import load_checkpoint
+    from genrun.paths import find_checkpoint
+    from genrun.train import build_pipeline, pick_device
+
+    checkpoint = load_checkpoint(find_checkpoint(path), map_location="cpu")
+    cfg = OmegaConf.create(checkpoint["config_raw"])
+    torch_device = pick_device(device)
+    pipeline = build_pipeline(cfg, torch_device)
+    pipeline.load_state_dict(checkpoint["pipeline"], optimizers=False)
+    return pipeline, checkpoint
+
+
+def sample_command(run: str, n: int = 64, out: str | None = None, seed: int = 0, device: str = "cpu") -> Path:
+    """Write `n` samples of the run at `run` to `out` (default: <run>/samples/sample_seed<seed>.png)."""
+    import numpy as np
+    import torch
+
+    from genrun.engine.images import picture, save_png
+    from genrun.paths import run_folder_of
+
+    if n < 1:
+        raise GenrunError(f"n={n}: must be >= 1")
+    target = Path(out) if out else run_folder_of(run) / "samples" / f"sample_seed{seed}.png"
+    if target.suffix not in SUFFIXES:
+        raise GenrunError(f"out={str(target)!r}: the file type must be one of {', '.join(SUFFIXES)}")
+    pipeline, checkpoint = load_run(run, device)
+    samples = pipeline.sample(n, torch.Generator(pipeline.device).manual_seed(seed)).cpu()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix == ".png":
+        save_png(picture(samples), target)
+    elif target.suffix == ".pt":
+        torch.save(samples, target)
+    else:
+        np.save(target, samples.numpy())
+    print(f"wrote {n} samples of step {checkpoint['step']} to {target}")
+    return target

@@ -1,0 +1,66 @@
+"""What one Hydra job does: resolve a resume, run, and return the sweep's number."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from genrun.config import TrainerConfig
+from genrun.errors import GenrunError
+
+RESUMABLE_PREFIXES = ("trainer.", "resume=", "monitor=")
+
+
+def resume_config(saved: dict[str, Any], overrides: list[str], resume: str) -> DictConfig:
+    """The saved run's config with the command line's `trainer.*` overrides applied.
+
+    Model, loss, dataset and optimizer come from the checkpoint: changing them would not
+    continue the same run, so any other override is an error.
+    """
+    foreign = [o for o in overrides if not o.lstrip("+").startswith(RESUMABLE_PREFIXES)]
+    if foreign:
+        raise GenrunError(
+            f"resume continues the saved run, so only trainer.* may change; got {foreign[0]!r} "
+            f"(model, loss, dataset and optimizer come from the checkpoint)"
+        )
+    cfg = OmegaConf.create(saved)
+    trainer_overrides = [o.lstrip("+")[len("trainer."):] for o in overrides if o.lstrip("+").startswith("trainer.")]
+    try:
+        trainer = OmegaConf.merge(OmegaConf.structured(TrainerConfig), cfg.trainer,
+                                  OmegaConf.from_dotlist(trainer_overrides))
+    except OmegaConfBaseException as exc:
+        raise GenrunError(f"bad trainer override on resume: {str(exc).splitlines()[0]}") from exc
+    cfg.trainer = trainer
+    cfg.resume = resume
+    monitor = [o.split("=", 1)[1] for o in overrides if o.startswith("monitor=")]
+    if monitor:
+        cfg.monitor = monitor[-1]
+    return cfg
+
+
+def primary_value(metrics: dict[str, Any]) -> float:
+    """The float a sweeper optimises: metrics[metrics['primary']], NaN when missing."""
+    value = metrics.get(metrics.get("primary", ""), None)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
+
+
+def hydra_job(cfg: DictConfig) -> float:
+    """Train one Hydra job (a run or one job of a sweep) in its output folder."""
+    from genrun.engine.checkpoint import load_checkpoint
+    from genrun.paths import find_checkpoint
+    from genrun.train import run
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    checkpoint = None
+    if cfg.get("resume"):
+        checkpoint = load_checkpoint(find_checkpoint(cfg.resume))
+        cfg = resume_config(checkpoint["config_raw"], list(hydra_cfg.overrides.task), str(cfg.resume))
+        if hydra_cfg.output_subdir:  # record what this resume actually ran with
+            OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")
+    return primary_value(run(cfg, run_dir, checkpoint))

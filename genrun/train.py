@@ -1,0 +1,219 @@
+"""run(cfg) -> metrics: build everything from the config, restore a checkpoint, hand over to the loop."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from genrun.config import validate_trainer
+from genrun.data.bundle import Batches, DataBundle
+from genrun.engine.checkpoint import CheckpointDir
+from genrun.engine.loop import LoopResult, fit
+from genrun.engine.outputs import RunOutputs
+from genrun.engine.rng import rng_state, seed_everything, set_rng_state
+from genrun.engine.summary import print_summary
+from genrun.engine.tracker import NonFiniteLoss
+from genrun.errors import GenrunError
+from genrun.metrics.modes import mode_metrics
+from genrun.pipelines.base import Noise, Pipeline
+
+log = logging.getLogger("genrun")
+
+MODE_SAMPLES = 2500  # PacGAN protocol
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` takes the best available accelerator; asking for a missing one is an error."""
+    name = str(getattr(name, "value", name))
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        here = ", ".join(["auto", "cpu"] + (["cuda"] if cuda else []) + (["mps"] if mps else []))
+        raise GenrunError(f"trainer.device={name} but no {name} device is available here; valid here: {here}")
+    return torch.device(name)
+
+
+def build(node: DictConfig, what: str, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate with our errors surfaced and Hydra's wrapped into one line."""
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except (InstantiationException, OmegaConfBaseException, TypeError, ValueError) as exc:
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, GenrunError):
+                raise GenrunError(f"{what}: {cause}") from exc
+            cause = cause.__cause__
+        first = str(exc).strip().splitlines()[0]
+        raise GenrunError(f"cannot build {what}: {first}") from exc
+
+
+def config_name(cfg: DictConfig, group: str) -> str:
+    """The option name the user picked for a group (e.g. `dcgan`), else the class name."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get(group)
+        if choice:
+            return str(choice)
+    return str(cfg[group].get("_target_", group)).rsplit(".", 1)[-1]
+
+
+def losses_of_kind(kinds: tuple[str, ...]) -> list[str]:
+    """Names of the packaged `loss` options whose objective kind is in `kinds`."""
+    from importlib.resources import files
+
+    names = []
+    for entry in sorted(files("genrun.configs").joinpath("loss").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            target = OmegaConf.create(entry.read_text()).get("_target_")
+            if target and getattr(get_class(target), "kind", None) in kinds:
+                names.append(entry.name[: -len(".yaml")])
+    return names
+
+
+def check_model_accepts_loss(cfg: DictConfig) -> None:
+    """A family declares the objective kinds it trains with; a mismatch fails before any work."""
+    model_cls, loss_cls = get_class(cfg.model._target_), get_class(cfg.loss._target_)
+    kinds, kind = tuple(model_cls.loss_kinds), getattr(loss_cls, "kind", "?")
+    if kind not in kinds:
+        model, loss = config_name(cfg, "model"), config_name(cfg, "loss")
+        raise GenrunError(
+            f"model={model} does not train with loss={loss} (a {kind} objective); "
+            f"valid losses for {model}: {', '.join(losses_of_kind(kinds))}"
+        )
+
+
+def build_pipeline(cfg: DictConfig, device: torch.device) -> Pipeline:
+    check_model_accepts_loss(cfg)
+    loss = build(cfg.loss, f"loss={config_name(cfg, 'loss')}")
+    optimizers = build(cfg.optimizer, f"optimizer={config_name(cfg, 'optimizer')}")
+    return build(cfg.model, f"model={config_name(cfg, 'model')}", loss=loss, optimizers=optimizers, device=device)
+
+
+def build_data(cfg: DictConfig) -> DataBundle:
+    return build(cfg.dataset.source, f"dataset={config_name(cfg, 'dataset')}")
+
+
+def preview_size(trainer: DictConfig, data: DataBundle) -> int:
+    if trainer.sample_n is not None:
+        return int(trainer.sample_n)
+    return 1024 if data.modes is not None else 64
+
+
+def checkpoint_state(step: int, cfg: DictConfig, pipeline: Pipeline, batches: Batches, noise: Noise) -> dict:
+    """Everything a bit-exact continuation needs, as plain types (no pickle)."""
+    return {
+        "step": step,
+        "family": cfg.model._target_,
+        "pipeline": pipeline.state_dict(),
+        "data": batches.state_dict(),
+        "rng": rng_state(),
+        "sample_noise": noise,
+        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "config_raw": OmegaConf.to_container(cfg, resolve=False, enum_to_str=True),
+    }
+
+
+def restore(checkpoint: dict, pipeline: Pipeline, batches: Batches) -> tuple[int, Noise]:
+    """Load a checkpoint into freshly built objects; returns (step, preview noise)."""
+    try:
+        pipeline.load_state_dict(checkpoint["pipeline"])
+        batches.load_state_dict(checkpoint["data"])
+        set_rng_state(checkpoint["rng"])
+        noise = {k: v.to(pipeline.device) for k, v in checkpoint["sample_noise"].items()}
+        return int(checkpoint["step"]), noise
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise GenrunError(f"the checkpoint does not fit this model ({type(exc).__name__}: {first})") from exc
+
+
+def peak_memory() -> dict[str, float]:
+    """Peak resident memory of this process (and CUDA allocations), in MiB."""
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = {"peak_rss_mib": rss_kib / 1024 if sys.platform != "darwin" else rss_kib / 2**20}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+def final_metrics(cfg: DictConfig, result: LoopResult, pipeline: Pipeline, data: DataBundle) -> dict[str, Any]:
+    """metrics.json: the final step, losses, speed, memory and the data's own metrics."""
+    metrics: dict[str, Any] = {
+        "step": result.step,
+        "status": f"stopped by {result.stopped_by}" if result.stopped_by else "completed",
+        "time_s": round(result.seconds, 3),
+        "steps_per_s": round(result.steps_done / max(result.seconds, 1e-9), 3),
+        **{k: v for k, v in result.scalars.items()},
+        **peak_memory(),
+    }
+    if data.modes is not None:
+        g = torch.Generator(pipeline.device).manual_seed(int(cfg.trainer.seed) + 1)
+        metrics.update(mode_metrics(pipeline.sample(MODE_SAMPLES, g), data.modes, data.sigma))
+    monitor = cfg.get("monitor", "auto")
+    metrics["primary"] = ("rkl" if "rkl" in metrics else pipeline.primary_metric) if monitor == "auto" else monitor
+    return metrics
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The run's settings as flat scalar key/values for TensorBoard's HPARAMS tab."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        elif isinstance(node, (int, float, str, bool)):
+            flat[prefix] = node
+        else:
+            flat[prefix] = str(node)
+
+    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
+    return flat
+
+
+def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[str, Any]:
+    """Train the run described by `cfg` in `run_dir` (continuing `checkpoint` if given)."""
+    validate_trainer(cfg.trainer)
+    trainer = cfg.trainer
+    device = pick_device(trainer.device)
+    seed_everything(int(trainer.seed))
+    data = build_data(cfg)
+    pipeline = build_pipeline(cfg, device)
+    batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)))
+    if checkpoint is not None:
+        start, noise = restore(checkpoint, pipeline, batches)
+    else:
+        start = 0
+        noise = pipeline.sample_noise(preview_size(trainer, data), torch.Generator(device).manual_seed(int(trainer.seed)))
+    reference = data.train[:5000] if data.modes is not None else None
+    checkpoints = CheckpointDir(run_dir / "checkpoints", int(trainer.keep_last))
+    outputs = RunOutputs(run_dir, start, reference)
+    log.info("run folder: %s (device %s, %s, start step %d)", run_dir, device, type(pipeline).__name__, start)
+
+    def save(step: int) -> None:
+        checkpoints.save(checkpoint_state(step, cfg, pipeline, batches, noise), step)
+
+    try:
+        result = fit(pipeline, batches, trainer, outputs, save, noise, start)
+        metrics = final_metrics(cfg, result, pipeline, data)
+        outputs.metrics(metrics)
+        outputs.hparams(flat_hparams(cfg), metrics)
+    except NonFiniteLoss as exc:
+        last = f"{checkpoints.last} is the last good checkpoint" if checkpoints.last.exists() else "no checkpoint was written"
+        raise GenrunError(f"training diverged: {exc}; stopped ({last})") from exc
+    finally:
+        outputs.close()
+    print_summary(run_dir, metrics)
+    if result.exit_code:
+        raise SystemExit(result.exit_code)
+    return metrics

@@ -1,0 +1,262 @@
+"""How much does genrun's training machinery cost per step, next to a bare PyTorch loop?
+
+Both sides train the same DCGAN (genrun.nets.conv Generator/Discriminator, same seed, same
+init) with the non-saturating loss and Adam, on the same data and batch size, in one process:
+
+* genrun: GANPipeline + Batches(DataBundle) + ScalarTracker, with exactly the per-step work
+  of genrun.engine.loop.fit (tracker.add(pipeline.step(batches)), progress.advance, the
+  stop/log/sample/checkpoint checks, tracker.flush + progress.report every log_every steps).
+  With --via-fit each genrun block is instead one call of fit() itself (stub outputs, no-op
+  checkpoint; sample_every/ckpt_every are set past the end so only the final-step flush,
+  preview and check run, once per block).
+* bare: a hand-written loop: D step on x[perm-chunk] vs G(z) made under no_grad, softplus
+  losses, then a G step with D's requires_grad off, zero_grad(set_to_none=True).
+
+Blocks of --steps-per-block steps of each side alternate (ABBA order across rounds) after a
+warm-up of both; the report is the median steps/s over blocks per side and genrun/bare.
+
+    .venv/bin/python scripts/bench_step.py            # CPU, all cores, ~2-3 min on 2 cores
+    .venv/bin/python scripts/bench_step.py --device cuda --steps-per-block 200 --rounds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genrun.config import TrainerConfig
+from genrun.data.bundle import Batches, DataBundle
+from genrun.engine.loop import fit
+from genrun.engine.progress import ProgressReporter
+from genrun.engine.signals import StopSignals
+from genrun.engine.tracker import ScalarTracker
+from genrun.losses.adversarial import NonSaturating
+from genrun.nets.conv import Discriminator, Generator
+from genrun.pipelines.gan import GANPipeline
+
+Z_DIM, WIDTH, LR, BETAS = 64, 64, 2e-4, (0.5, 0.999)
+LOG_EVERY = 50
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS / Windows
+        return os.cpu_count() or 1
+
+
+def make_nets(shape: list[int], seed: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """The DCGAN pair exactly as configs/model/dcgan.yaml builds it (data range [-1, 1])."""
+    torch.manual_seed(seed)
+    g = Generator(Z_DIM, shape, width=WIDTH, out_range=(-1.0, 1.0)).to(device)
+    d = Discriminator(shape, width=WIDTH, norm="batch").to(device)
+    return g, d
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# -- genrun side -------------------------------------------------------------------------------
+class _NullOutputs:
+    """Stands in for RunOutputs (TensorBoard/PNG writers) when fit() itself is timed."""
+
+    def scalars(self, step: int, values: object) -> None:
+        pass
+
+    def samples(self, step: int, samples: Tensor) -> None:
+        pass
+
+
+class GenrunSide:
+    name = "genrun"
+
+    def __init__(self, data: Tensor, batch: int, seed: int, device: torch.device, via_fit: bool) -> None:
+        g, d = make_nets(list(data.shape[1:]), seed, device)
+        optimizers = {
+            "generator": functools.partial(torch.optim.Adam, lr=LR, betas=BETAS),
+            "discriminator": functools.partial(torch.optim.Adam, lr=LR, betas=BETAS),
+        }
+        self.pipeline = GANPipeline(g, d, NonSaturating(), optimizers, device=device, z_dim=Z_DIM, n_critic=1)
+        self.batches = Batches(DataBundle(train=data), batch, device, seed)
+        self.device, self.via_fit = device, via_fit
+        self.step = 0
+        # what fit() holds for the whole run
+        self.tracker = ScalarTracker(self.pipeline.device)
+        self.tracker.sync_step(0)
+        self.stop = StopSignals()
+        self.progress = ProgressReporter(0, 10**12)
+        if self.progress.bar is not None:  # on a terminal: keep the call, not the live drawing
+            self.progress.bar, self.progress.live = None, False
+        self.preview = self.pipeline.sample_noise(64, torch.Generator(device).manual_seed(seed))
+
+    def run(self, k: int) -> None:
+        if self.via_fit:
+            self._run_fit(k)
+        else:
+            self._run_loop(k)
+
+    def _run_loop(self, k: int) -> None:
+        """The body of genrun.engine.loop.fit, minus the file writers, for k steps."""
+        pipeline, tracker, progress, stop = self.pipeline, self.tracker, self.progress, self.stop
+        next_batch: Callable = self.batches
+        end = self.step + k
+        step = self.step
+        with stop:
+            while step < end and not stop.requested:
+                tracker.add(pipeline.step(next_batch))
+                step += 1
+                progress.advance(step)
+                if step % LOG_EVERY == 0:
+                    scalars = tracker.flush()
+                    progress.report(step, scalars)
+                # sample_every / ckpt_every lie past any benchmark: those branches never fire
+        self.step = step
+
+    def _run_fit(self, k: int) -> None:
+        far = self.step + k + 10**9
+        trainer = TrainerConfig(max_steps=self.step + k, log_every=LOG_EVERY, sample_every=far, ckpt_every=far)
+        fit(self.pipeline, self.batches, trainer, _NullOutputs(), lambda step: None, self.preview, self.step)
+        self.step += k
+
+
+# -- bare side ---------------------------------------------------------------------------------
+class BareSide:
+    name = "bare"
+
+    def __init__(self, data: Tensor, batch: int, seed: int, device: torch.device) -> None:
+        self.g, self.d = make_nets(list(data.shape[1:]), seed, device)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=LR, betas=BETAS)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=LR, betas=BETAS)
+        self.x = data.to(device)
+        self.batch, self.device = batch, device
+        self.n_batches = len(data) // batch
+        self.chunks: Tensor | None = None
+        self.pos = 0
+
+    def next_real(self) -> Tensor:
+        if self.chunks is None or self.pos == self.n_batches:
+            perm = torch.randperm(len(self.x))[: self.n_batches * self.batch]
+            self.chunks = perm.view(self.n_batches, self.batch).to(self.device)
+            self.pos = 0
+        idx = self.chunks[self.pos]
+        self.pos += 1
+        return self.x[idx]
+
+    def run(self, k: int) -> None:
+        g, d, opt_g, opt_d, device = self.g, self.d, self.opt_g, self.opt_d, self.device
+        for _ in range(k):
+            real = self.next_real()
+            n = real.shape[0]
+            with torch.no_grad():
+                fake = g(torch.randn(n, Z_DIM, device=device))
+            loss_d = F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+
+            d.requires_grad_(False)
+            loss_g = F.softplus(-d(g(torch.randn(n, Z_DIM, device=device)))).mean()
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            d.requires_grad_(True)
+
+
+# -- driver ------------------------------------------------------------------------------------
+def timed(side: GenrunSide | BareSide, k: int) -> float:
+    """Steps per second of one block of k steps."""
+    sync(side.device)
+    t0 = time.perf_counter()
+    side.run(k)
+    sync(side.device)
+    return k / (time.perf_counter() - t0)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps-per-block", type=int, default=10, help="steps of one side per timed block")
+    p.add_argument("--rounds", type=int, default=6, help="rounds; each times one block of each side")
+    p.add_argument("--warmup", type=int, default=4, help="untimed steps of each side first")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--n-data", type=int, default=2048, help="random images in [-1, 1]")
+    p.add_argument("--data", choices=("random", "digits"), default="random")
+    p.add_argument("--threads", type=int, default=cores(), help="torch.set_num_threads (default: all usable cores)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--via-fit", action="store_true",
+                   help="time genrun blocks as calls of genrun.engine.loop.fit itself")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device here")
+
+    if args.data == "digits":
+        from genrun.data.digits import load_digits
+
+        data = load_digits(image_size=args.image_size).train
+    else:
+        gen = torch.Generator().manual_seed(args.seed)
+        data = torch.rand(args.n_data, 1, args.image_size, args.image_size, generator=gen) * 2 - 1
+
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"torch {torch.__version__} | threads {torch.get_num_threads()} (cores usable {cores()}) | "
+          f"device {device} ({where})")
+    print(f"DCGAN {list(data.shape[1:])} z_dim {Z_DIM} width {WIDTH} batch {args.batch} | nsgan, "
+          f"Adam {LR} {BETAS} | data {args.data} ({len(data)} images) | log_every {LOG_EVERY}"
+          f"{' | genrun via fit()' if args.via_fit else ''}")
+
+    genrun_side = GenrunSide(data, args.batch, args.seed, device, args.via_fit)
+    bare_side = BareSide(data, args.batch, args.seed, device)
+    for a, b in zip(genrun_side.pipeline.nets.parameters(),
+                    [*bare_side.g.parameters(), *bare_side.d.parameters()], strict=True):
+        assert torch.equal(a, b), "the two sides should start from identical weights"
+
+    k = args.steps_per_block
+    for side in (genrun_side, bare_side):
+        side.run(args.warmup)
+    sync(device)
+
+    rates: dict[str, list[float]] = {"genrun": [], "bare": []}
+    print(f"\n{'round':>5} {'genrun steps/s':>15} {'bare steps/s':>13} {'ratio':>7}")
+    for r in range(args.rounds):
+        order = (genrun_side, bare_side) if r % 2 == 0 else (bare_side, genrun_side)  # ABBA
+        got = {side.name: timed(side, k) for side in order}
+        for name, v in got.items():
+            rates[name].append(v)
+        print(f"{r:>5} {got['genrun']:>15.3f} {got['bare']:>13.3f} {got['genrun'] / got['bare']:>7.4f}")
+
+    med = {name: statistics.median(v) for name, v in rates.items()}
+    pair = [g / b for g, b in zip(rates["genrun"], rates["bare"], strict=True)]
+    ratio = med["genrun"] / med["bare"]
+    print(f"\n{'side':<8} {'median steps/s':>15} {'ms/step':>9} {'min':>9} {'max':>9}")
+    for name in ("genrun", "bare"):
+        v = rates[name]
+        print(f"{name:<8} {med[name]:>15.3f} {1000 / med[name]:>9.2f} {min(v):>9.3f} {max(v):>9.3f}")
+    print(f"\nratio genrun/bare (of medians): {ratio:.4f}   "
+          f"median of per-round ratios: {statistics.median(pair):.4f} "
+          f"(range {min(pair):.4f}..{max(pair):.4f})")
+    print(f"per-step overhead: {1000 / med['genrun'] - 1000 / med['bare']:+.3f} ms "
+          f"| goal ratio >= 0.98: {'met' if ratio >= 0.98 else 'NOT met'}")
+    print(f"steps: {genrun_side.step} genrun, {args.warmup + k * args.rounds} bare "
+          f"({args.warmup} warm-up + {args.rounds} x {k} timed each)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Shared fixtures: compose configs like the CLI does, run genrun in-process or as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+from genrun.config import register
+
+torch.set_num_threads(1)  # tiny models: threads cost more than they give, and CI has 2 cores
+register()
+
+# Small, fast settings shared by the tests that train (every key stays overridable).
+TINY = [
+    "trainer=debug",
+    "trainer.batch_size=8",
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+]
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    with initialize_config_module("genrun.configs", version_base=None):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.fixture
+def cfg_factory():
+    return compose_config
+
+
+def tiny_overrides(model: str, *extra: str) -> list[str]:
+    """TINY, adapted to the model's networks (a VAE has an encoder and a decoder)."""
+    nets = ["model.encoder.width=8", "model.decoder.width=8"] if model in ("vae",) else TINY[2:]
+    return [f"model={model}", *TINY[:2], *nets, *extra]
+
+
+def run_cli(*args: str, cwd: Path, entry: str = "genrun", timeout: float = 300, env: dict | None = None,
+            check: bool = False) -> subprocess.CompletedProcess:
+    """Run a console script the way a user would (python -m for genrun, the module for the others)."""
+    code = {"genrun": "from genrun.cli import main; main()",
+            "genrun-sample": "from genrun.cli import sample_main; sample_main()"}[entry]
+    full_env = {**os.environ, "GENRUN_DEBUG": "", "HYDRA_FULL_ERROR": "", "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{entry} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
