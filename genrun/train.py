@@ -88,7 +88,7 @@ def check_model_accepts_loss(cfg: DictConfig) -> None:
     if kind not in kinds:
         model, loss = config_name(cfg, "model"), config_name(cfg, "loss")
         raise GenrunError(
-            f"model={model} does not train with loss={loss} (a {kind} objective); "
+            f"model={model} does not train with loss={loss} (its kind is {kind}); "
             f"valid losses for {model}: {', '.join(losses_of_kind(kinds))}"
         )
 

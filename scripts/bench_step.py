@@ -185,9 +185,12 @@ def timed(side: GenrunSide | BareSide, k: int) -> float:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps-per-block", type=int, default=10, help="steps of one side per timed block")
-    p.add_argument("--rounds", type=int, default=6, help="rounds; each times one block of each side")
-    p.add_argument("--warmup", type=int, default=4, help="untimed steps of each side first")
+    p.add_argument("--steps-per-block", type=int, default=5, help="steps of one side per timed block")
+    p.add_argument("--rounds", type=int, default=16, help="rounds (at most); each times one block of each side")
+    p.add_argument("--min-rounds", type=int, default=6, help="rounds run even past --budget-s")
+    p.add_argument("--budget-s", type=float, default=150.0,
+                   help="start no new round after this many seconds (0: no limit), keeps noisy hosts bounded")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps of each side first")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--n-data", type=int, default=2048, help="random images in [-1, 1]")
@@ -229,6 +232,7 @@ def main() -> None:
         assert torch.equal(a, b), "the two sides should start from identical weights"
 
     k = args.steps_per_block
+    t_start = time.perf_counter()
     for side in (genrun_side, bare_side):
         side.run(args.warmup)
     sync(device)
@@ -236,6 +240,10 @@ def main() -> None:
     rates: dict[str, list[float]] = {"genrun": [], "bare": []}
     print(f"\n{'round':>5} {'genrun steps/s':>15} {'bare steps/s':>13} {'ratio':>7}")
     for r in range(args.rounds):
+        spent = time.perf_counter() - t_start
+        if r >= args.min_rounds and args.budget_s and spent > args.budget_s:
+            print(f"(stopping after {r} rounds: {spent:.0f} s spent, --budget-s {args.budget_s:g})")
+            break
         order = (genrun_side, bare_side) if r % 2 == 0 else (bare_side, genrun_side)  # ABBA
         got = {side.name: timed(side, k) for side in order}
         for name, v in got.items():
@@ -254,8 +262,9 @@ def main() -> None:
           f"(range {min(pair):.4f}..{max(pair):.4f})")
     print(f"per-step overhead: {1000 / med['genrun'] - 1000 / med['bare']:+.3f} ms "
           f"| goal ratio >= 0.98: {'met' if ratio >= 0.98 else 'NOT met'}")
-    print(f"steps: {genrun_side.step} genrun, {args.warmup + k * args.rounds} bare "
-          f"({args.warmup} warm-up + {args.rounds} x {k} timed each)")
+    n_rounds = len(pair)
+    print(f"steps: {genrun_side.step} genrun, {args.warmup + k * n_rounds} bare "
+          f"({args.warmup} warm-up + {n_rounds} x {k} timed each) in {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ class RunOutputs:
 
         self.folder = folder
         self.reference = reference
-        # purge_step drops any events a killed run wrote past its last checkpoint
-        self.tb = SummaryWriter(log_dir=str(folder / "tb"), purge_step=start_step if start_step > 0 else None)
+        # on resume, drop the events a killed run wrote past its checkpoint (steps > start_step)
+        self.tb = SummaryWriter(log_dir=str(folder / "tb"), purge_step=start_step + 1 if start_step > 0 else None)
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         for key, value in values.items():
