@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Optional
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
@@ -37,7 +36,7 @@ class TrainerConfig:
     sample_every: int = 500
     ckpt_every: int = 500
     keep_last: int = 2  # step_<N>.pt files kept beside last.pt
-    sample_n: Optional[int] = None  # samples per picture; None: 64 images or 1024 2D points
+    sample_n: int | None = None  # samples per picture; None: 64 images or 1024 2D points
 
 
 POSITIVE_KEYS = ("max_steps", "batch_size", "n_critic", "log_every", "sample_every", "ckpt_every", "sample_n")

@@ -33,7 +33,6 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
 
 def load_run(path: str, device: str = "cpu"):
     """Rebuild a run's pipeline from its checkpoint (config included) on `device`."""
-    import torch
     from omegaconf import OmegaConf
 
     from genrun.engine.checkpoint import load_checkpoint

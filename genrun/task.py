@@ -45,7 +45,7 @@ def resume_config(saved: dict[str, Any], overrides: list[str], resume: str) -> D
 
 def primary_value(metrics: dict[str, Any]) -> float:
     """The float a sweeper optimises: metrics[metrics['primary']], NaN when missing."""
-    value = metrics.get(metrics.get("primary", ""), None)
+    value = metrics.get(metrics.get("primary", ""))
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
 

@@ -4,11 +4,11 @@ Both sides train the same DCGAN (genrun.nets.conv Generator/Discriminator, same 
 init) with the non-saturating loss and Adam, on the same data and batch size, in one process:
 
 * genrun: GANPipeline + Batches(DataBundle) + ScalarTracker, with exactly the per-step work
-  of genrun.engine.loop.fit (tracker.add(pipeline.step(batches)), progress.advance, the
+  of genrun.engine.loop.fit (tracker.add(step, pipeline.step(batches)), progress.advance, the
   stop/log/sample/checkpoint checks, tracker.flush + progress.report every log_every steps).
   With --via-fit each genrun block is instead one call of fit() itself (stub outputs, no-op
   checkpoint; sample_every/ckpt_every are set past the end so only the final-step flush,
-  preview and check run, once per block).
+  preview and check run, once per block; on a terminal fit also draws its live progress bar).
 * bare: a hand-written loop: D step on x[perm-chunk] vs G(z) made under no_grad, softplus
   losses, then a G step with D's requires_grad off, zero_grad(set_to_none=True).
 
@@ -43,7 +43,7 @@ from genrun.losses.adversarial import NonSaturating
 from genrun.nets.conv import Discriminator, Generator
 from genrun.pipelines.gan import GANPipeline
 
-Z_DIM, WIDTH, LR, BETAS = 64, 64, 2e-4, (0.5, 0.999)
+LR, BETAS = 2e-4, (0.5, 0.999)
 LOG_EVERY = 50
 
 
@@ -54,11 +54,11 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def make_nets(shape: list[int], seed: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
+def make_nets(shape: list[int], z_dim: int, width: int, seed: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
     """The DCGAN pair exactly as configs/model/dcgan.yaml builds it (data range [-1, 1])."""
     torch.manual_seed(seed)
-    g = Generator(Z_DIM, shape, width=WIDTH, out_range=(-1.0, 1.0)).to(device)
-    d = Discriminator(shape, width=WIDTH, norm="batch").to(device)
+    g = Generator(z_dim, shape, width=width, out_range=(-1.0, 1.0)).to(device)
+    d = Discriminator(shape, width=width, norm="batch").to(device)
     return g, d
 
 
@@ -81,19 +81,19 @@ class _NullOutputs:
 class GenrunSide:
     name = "genrun"
 
-    def __init__(self, data: Tensor, batch: int, seed: int, device: torch.device, via_fit: bool) -> None:
-        g, d = make_nets(list(data.shape[1:]), seed, device)
+    def __init__(self, data: Tensor, batch: int, z_dim: int, width: int, seed: int, device: torch.device,
+                 via_fit: bool) -> None:
+        g, d = make_nets(list(data.shape[1:]), z_dim, width, seed, device)
         optimizers = {
             "generator": functools.partial(torch.optim.Adam, lr=LR, betas=BETAS),
             "discriminator": functools.partial(torch.optim.Adam, lr=LR, betas=BETAS),
         }
-        self.pipeline = GANPipeline(g, d, NonSaturating(), optimizers, device=device, z_dim=Z_DIM, n_critic=1)
+        self.pipeline = GANPipeline(g, d, NonSaturating(), optimizers, device=device, z_dim=z_dim, n_critic=1)
         self.batches = Batches(DataBundle(train=data), batch, device, seed)
         self.device, self.via_fit = device, via_fit
         self.step = 0
         # what fit() holds for the whole run
-        self.tracker = ScalarTracker(self.pipeline.device)
-        self.tracker.sync_step(0)
+        self.tracker = ScalarTracker()
         self.stop = StopSignals()
         self.progress = ProgressReporter(0, 10**12)
         if self.progress.bar is not None:  # on a terminal: keep the call, not the live drawing
@@ -114,8 +114,8 @@ class GenrunSide:
         step = self.step
         with stop:
             while step < end and not stop.requested:
-                tracker.add(pipeline.step(next_batch))
                 step += 1
+                tracker.add(step, pipeline.step(next_batch))
                 progress.advance(step)
                 if step % LOG_EVERY == 0:
                     scalars = tracker.flush()
@@ -134,8 +134,9 @@ class GenrunSide:
 class BareSide:
     name = "bare"
 
-    def __init__(self, data: Tensor, batch: int, seed: int, device: torch.device) -> None:
-        self.g, self.d = make_nets(list(data.shape[1:]), seed, device)
+    def __init__(self, data: Tensor, batch: int, z_dim: int, width: int, seed: int, device: torch.device) -> None:
+        self.g, self.d = make_nets(list(data.shape[1:]), z_dim, width, seed, device)
+        self.z_dim = z_dim
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=LR, betas=BETAS)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=LR, betas=BETAS)
         self.x = data.to(device)
@@ -154,19 +155,19 @@ class BareSide:
         return self.x[idx]
 
     def run(self, k: int) -> None:
-        g, d, opt_g, opt_d, device = self.g, self.d, self.opt_g, self.opt_d, self.device
+        g, d, opt_g, opt_d, device, z_dim = self.g, self.d, self.opt_g, self.opt_d, self.device, self.z_dim
         for _ in range(k):
             real = self.next_real()
             n = real.shape[0]
             with torch.no_grad():
-                fake = g(torch.randn(n, Z_DIM, device=device))
+                fake = g(torch.randn(n, z_dim, device=device))
             loss_d = F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
 
             d.requires_grad_(False)
-            loss_g = F.softplus(-d(g(torch.randn(n, Z_DIM, device=device)))).mean()
+            loss_g = F.softplus(-d(g(torch.randn(n, z_dim, device=device)))).mean()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -186,20 +187,23 @@ def timed(side: GenrunSide | BareSide, k: int) -> float:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps-per-block", type=int, default=5, help="steps of one side per timed block")
-    p.add_argument("--rounds", type=int, default=16, help="rounds (at most); each times one block of each side")
+    p.add_argument("--rounds", type=int, default=40, help="rounds (at most); each times one block of each side")
     p.add_argument("--min-rounds", type=int, default=6, help="rounds run even past --budget-s")
     p.add_argument("--budget-s", type=float, default=150.0,
                    help="start no new round after this many seconds (0: no limit), keeps noisy hosts bounded")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps of each side first")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--image-size", type=int, default=32, help="4 * 2^k: 8, 16, 32, 64")
+    p.add_argument("--z-dim", type=int, default=64)
+    p.add_argument("--width", type=int, default=64, help="base channel count of both nets")
     p.add_argument("--n-data", type=int, default=2048, help="random images in [-1, 1]")
     p.add_argument("--data", choices=("random", "digits"), default="random")
     p.add_argument("--threads", type=int, default=cores(), help="torch.set_num_threads (default: all usable cores)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--via-fit", action="store_true",
-                   help="time genrun blocks as calls of genrun.engine.loop.fit itself")
+                   help="time genrun blocks as calls of genrun.engine.loop.fit itself; each call also does "
+                        "fit's end-of-run work (flush, preview generate, check), so use large blocks")
     return p.parse_args()
 
 
@@ -221,12 +225,12 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"torch {torch.__version__} | threads {torch.get_num_threads()} (cores usable {cores()}) | "
           f"device {device} ({where})")
-    print(f"DCGAN {list(data.shape[1:])} z_dim {Z_DIM} width {WIDTH} batch {args.batch} | nsgan, "
+    print(f"DCGAN {list(data.shape[1:])} z_dim {args.z_dim} width {args.width} batch {args.batch} | nsgan, "
           f"Adam {LR} {BETAS} | data {args.data} ({len(data)} images) | log_every {LOG_EVERY}"
           f"{' | genrun via fit()' if args.via_fit else ''}")
 
-    genrun_side = GenrunSide(data, args.batch, args.seed, device, args.via_fit)
-    bare_side = BareSide(data, args.batch, args.seed, device)
+    genrun_side = GenrunSide(data, args.batch, args.z_dim, args.width, args.seed, device, args.via_fit)
+    bare_side = BareSide(data, args.batch, args.z_dim, args.width, args.seed, device)
     for a, b in zip(genrun_side.pipeline.nets.parameters(),
                     [*bare_side.g.parameters(), *bare_side.d.parameters()], strict=True):
         assert torch.equal(a, b), "the two sides should start from identical weights"
@@ -259,7 +263,8 @@ def main() -> None:
         print(f"{name:<8} {med[name]:>15.3f} {1000 / med[name]:>9.2f} {min(v):>9.3f} {max(v):>9.3f}")
     print(f"\nratio genrun/bare (of medians): {ratio:.4f}   "
           f"median of per-round ratios: {statistics.median(pair):.4f} "
-          f"(range {min(pair):.4f}..{max(pair):.4f})")
+          f"(range {min(pair):.4f}..{max(pair):.4f})   "
+          f"best blocks: {max(rates['genrun']) / max(rates['bare']):.4f}")
     print(f"per-step overhead: {1000 / med['genrun'] - 1000 / med['bare']:+.3f} ms "
           f"| goal ratio >= 0.98: {'met' if ratio >= 0.98 else 'NOT met'}")
     n_rounds = len(pair)

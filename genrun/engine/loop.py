@@ -39,14 +39,13 @@ def fit(
     start_step: int = 0,
 ) -> LoopResult:
     """Train from `start_step` to `trainer.max_steps`, or until a stop signal arrives."""
-    tracker = ScalarTracker(pipeline.device)
-    tracker.sync_step(start_step)
+    tracker = ScalarTracker()
     step, scalars = start_step, {}
     t0 = t_log = time.perf_counter()
     with StopSignals() as stop, ProgressReporter(start_step, trainer.max_steps) as progress:
         while step < trainer.max_steps and not stop.requested:
-            tracker.add(pipeline.step(next_batch))
             step += 1
+            tracker.add(step, pipeline.step(next_batch))
             progress.advance(step)
             final = step == trainer.max_steps or stop.requested
             if step % trainer.log_every == 0 or final:

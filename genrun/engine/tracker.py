@@ -17,56 +17,65 @@ class NonFiniteLoss(GenrunError):
 
 
 class ScalarTracker:
-    """Sums scalars and remembers, per key, the first step at which one was not finite.
+    """Collects each step's scalars as one stacked tensor (a single device op per step).
 
-    `add` only queues tiny device ops (no host sync); `flush` reads everything at once.
+    Nothing is read on the host until `flush` (log time) or `check` (checkpoint time); both
+    then find means and the first non-finite value, naming its key and step, in one sync.
     """
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.sums: dict[str, Tensor] = {}
-        self.first_bad: dict[str, Tensor] = {}
-        self.count = 0
-        self.step_t = torch.zeros((), dtype=torch.long, device=device)
+    def __init__(self) -> None:
+        self.rows: list[tuple[tuple[str, ...], Tensor]] = []
+        self.steps: list[int] = []
 
-    def add(self, scalars: dict[str, Tensor]) -> None:
-        self.step_t += 1
-        self.count += 1
-        for key, value in scalars.items():
-            value = value.detach().float()
-            if key not in self.sums:
-                self.sums[key] = torch.zeros((), device=self.device)
-                self.first_bad[key] = torch.full((), -1, dtype=torch.long, device=self.device)
-            self.sums[key] += value
-            bad = ~torch.isfinite(value) & (self.first_bad[key] < 0)
-            self.first_bad[key] = torch.where(bad, self.step_t, self.first_bad[key])
+    @property
+    def count(self) -> int:
+        return len(self.rows)
 
-    def sync_step(self, step: int) -> None:
-        """Align the device step counter with the loop's (at start and after resume)."""
-        self.step_t.fill_(step)
+    def add(self, step: int, scalars: dict[str, Tensor]) -> None:
+        if scalars:
+            self.rows.append((tuple(scalars), torch.stack([v.detach().float() for v in scalars.values()])))
+            self.steps.append(step)
+
+    def _summarise(self) -> dict[str, float]:
+        """Means per key; raises NonFiniteLoss at the first step holding a NaN or inf."""
+        if not self.rows:
+            return {}
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, (keys, _) in enumerate(self.rows):
+            groups.setdefault(keys, []).append(i)
+        parts = []
+        for idx in groups.values():
+            table = torch.stack([self.rows[i][1] for i in idx])  # [rows, keys]
+            bad = ~torch.isfinite(table)
+            big = torch.full_like(table, float(len(self.rows)))
+            row_of_bad = torch.where(bad, torch.arange(len(idx), device=table.device, dtype=table.dtype)[:, None], big)
+            parts += [table.sum(0), row_of_bad.min(0).values]
+        values = torch.cat(parts).tolist()  # the one host sync
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        first_bad: list[tuple[int, str]] = []
+        offset = 0
+        for keys, idx in groups.items():
+            n = len(keys)
+            for j, key in enumerate(keys):
+                sums[key] = sums.get(key, 0.0) + values[offset + j]
+                counts[key] = counts.get(key, 0) + len(idx)
+                row = int(values[offset + n + j])
+                if row < len(idx):
+                    first_bad.append((self.steps[idx[row]], key))
+            offset += 2 * n
+        if first_bad:
+            step, key = min(first_bad)
+            raise NonFiniteLoss(key, step)
+        return {k: sums[k] / counts[k] for k in sums}
 
     def check(self) -> None:
-        """Raise NonFiniteLoss if any scalar so far was not finite (one host sync, sums kept)."""
-        if self.first_bad:
-            self._raise_first_bad(list(self.first_bad), torch.stack(list(self.first_bad.values())).tolist())
-
-    @staticmethod
-    def _raise_first_bad(keys: list[str], bad_steps: list[float]) -> None:
-        bad = [(int(s), k) for k, s in zip(keys, bad_steps, strict=True) if s >= 0]
-        if bad:
-            step, key = min(bad)
-            raise NonFiniteLoss(key, step)
+        """Raise NonFiniteLoss if any scalar since the last flush was not finite (sums kept)."""
+        self._summarise()
 
     def flush(self) -> dict[str, float]:
         """Means since the last flush; raises NonFiniteLoss naming the first bad key and step."""
-        if not self.sums:
-            return {}
-        keys = list(self.sums)
-        values = torch.stack([self.sums[k] for k in keys] + [self.first_bad[k].float() for k in keys]).tolist()
-        means, bad_steps = values[: len(keys)], values[len(keys) :]
-        self._raise_first_bad(keys, bad_steps)
-        out = {k: m / self.count for k, m in zip(keys, means, strict=True)}
-        for k in keys:
-            self.sums[k].zero_()
-        self.count = 0
-        return out
+        means = self._summarise()
+        self.rows.clear()
+        self.steps.clear()
+        return means

@@ -49,7 +49,7 @@ class GANPipeline(Pipeline):
             fake = self.generator(self.gaussian(real.shape[0], self.z_dim))
         loss_d = self.loss.d_loss(self.discriminator(real), self.discriminator(fake))
         regs = self.loss.regularizers(self.discriminator, real, fake)
-        update(loss_d + sum(regs.values()), self.opt_d)
+        update(sum(regs.values(), start=loss_d), self.opt_d)
         return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
 
     def generator_phase(self, n: int) -> dict[str, Tensor]:
