@@ -27,7 +27,7 @@ class Device(str, Enum):
 class TrainerConfig:
     """How long and how a run trains; every key can be overridden on resume."""
 
-    max_steps: int = 2000  # generator (outer) steps
+    max_steps: int = 4000  # generator (outer) steps
     batch_size: int = 64
     n_critic: int = 1  # discriminator updates per generator update
     seed: int = 0

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 
-def image_grid(x: Tensor, value_range: tuple[float, float] = (-1.0, 1.0), min_cell: int = 32) -> np.ndarray:
+def image_grid(x: Tensor, value_range: tuple[float, float] = (-1.0, 1.0), min_cell: int = 64) -> np.ndarray:
     """[N, C, H, W] images -> HxWx3 uint8 grid (square-ish), small images upscaled for viewing."""
     from torchvision.utils import make_grid
 
