@@ -110,6 +110,13 @@ def preview_size(trainer: DictConfig, data: DataBundle) -> int:
     return 1024 if data.modes is not None else 64
 
 
+def preview_inputs(pipeline: Pipeline, data: DataBundle, n: int, seed: int) -> Noise:
+    """Fixed inputs of every preview picture: the family's noise and a fixed real batch."""
+    fixed = pipeline.sample_noise(n, torch.Generator(pipeline.device).manual_seed(seed))
+    real = data.examples(n)
+    return {**fixed, **{k: v.to(pipeline.device) for k, v in real.items()}}
+
+
 def checkpoint_state(step: int, cfg: DictConfig, pipeline: Pipeline, batches: Batches, noise: Noise) -> dict:
     """Everything a bit-exact continuation needs, as plain types (no pickle)."""
     return {
@@ -156,9 +163,10 @@ def final_metrics(cfg: DictConfig, result: LoopResult, pipeline: Pipeline, data:
         **{k: v for k, v in result.scalars.items()},
         **peak_memory(),
     }
+    g = torch.Generator(pipeline.device).manual_seed(int(cfg.trainer.seed) + 1)
     if data.modes is not None:
-        g = torch.Generator(pipeline.device).manual_seed(int(cfg.trainer.seed) + 1)
         metrics.update(mode_metrics(pipeline.sample(MODE_SAMPLES, g), data.modes, data.sigma))
+    metrics.update(pipeline.evaluate(data, g))
     monitor = cfg.get("monitor", "auto")
     metrics["primary"] = ("rkl" if "rkl" in metrics else pipeline.primary_metric) if monitor == "auto" else monitor
     return metrics
@@ -194,7 +202,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
         start, noise = restore(checkpoint, pipeline, batches)
     else:
         start = 0
-        noise = pipeline.sample_noise(preview_size(trainer, data), torch.Generator(device).manual_seed(int(trainer.seed)))
+        noise = preview_inputs(pipeline, data, preview_size(trainer, data), int(trainer.seed))
     reference = data.train[:5000] if data.modes is not None else None
     checkpoints = CheckpointDir(run_dir / "checkpoints", int(trainer.keep_last))
     outputs = RunOutputs(run_dir, start, reference)

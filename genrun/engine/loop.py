@@ -35,7 +35,7 @@ def fit(
     trainer: TrainerConfig,
     outputs: RunOutputs,
     save_checkpoint: Callable[[int], None],
-    preview_noise: Noise,
+    preview_inputs: Noise,
     start_step: int = 0,
 ) -> LoopResult:
     """Train from `start_step` to `trainer.max_steps`, or until a stop signal arrives."""
@@ -57,7 +57,8 @@ def fit(
                 outputs.scalars(step, scalars)
                 progress.report(step, scalars)
             if step % trainer.sample_every == 0 or final:
-                outputs.samples(step, pipeline.generate(preview_noise))
+                for name, picture in pipeline.previews(preview_inputs).items():
+                    outputs.samples(step, picture, name)
             if step % trainer.ckpt_every == 0 or final:
                 tracker.check()  # never write a checkpoint of a diverged model
                 save_checkpoint(step)

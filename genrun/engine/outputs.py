@@ -29,11 +29,13 @@ class RunOutputs:
         for key, value in values.items():
             self.tb.add_scalar(key, value, step)
 
-    def samples(self, step: int, samples: Tensor) -> Path:
+    def samples(self, step: int, samples: Tensor, name: str = "samples") -> Path:
+        """samples/step_<N>.png (other pictures: samples/<name>_step_<N>.png) and a TB image."""
         image = picture(samples, self.reference)
-        path = self.folder / "samples" / f"step_{step}.png"
+        stem = f"step_{step}" if name == "samples" else f"{name}_step_{step}"
+        path = self.folder / "samples" / f"{stem}.png"
         save_png(image, path)
-        self.tb.add_image("samples", image, step, dataformats="HWC")
+        self.tb.add_image(name, image, step, dataformats="HWC")
         return path
 
     def hparams(self, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from genrun.losses.penalties import gradient_penalty
 
@@ -39,6 +39,9 @@ class AdversarialLoss:
     def regularizers(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
         """Extra critic terms (already weighted), by the scalar name they are logged under."""
         return {}
+
+    def after_critic_step(self, critic: nn.Module) -> None:
+        """Called after each critic update (e.g. WGAN's weight clipping); nothing by default."""
 
 
 class Minimax(AdversarialLoss):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from genrun.data.bundle import Batch
+from genrun.data.bundle import Batch, DataBundle
 from genrun.errors import GenrunError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -69,6 +69,19 @@ class Pipeline:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return self.generate(self.sample_noise(n, generator))
+
+    def previews(self, fixed: Noise) -> dict[str, Tensor]:
+        """Pictures of the model's state, by name, from fixed inputs that never change in a run.
+
+        `fixed` holds this family's `sample_noise` plus a fixed real batch under "x" (and "y"
+        when the data has labels). "samples" is written as samples/step_<N>.png, any other
+        name (e.g. "reconstructions", "classes") as samples/<name>_step_<N>.png.
+        """
+        return {"samples": self.generate(fixed)}
+
+    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
+        """Family metrics at the end of a run (e.g. held-out reconstruction error); none by default."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """Every network and optimizer: all a checkpoint needs from the family."""

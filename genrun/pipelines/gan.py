@@ -50,6 +50,7 @@ class GANPipeline(Pipeline):
         loss_d = self.loss.d_loss(self.discriminator(real), self.discriminator(fake))
         regs = self.loss.regularizers(self.discriminator, real, fake)
         update(sum(regs.values(), start=loss_d), self.opt_d)
+        self.loss.after_critic_step(self.discriminator)
         return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
 
     def generator_phase(self, n: int) -> dict[str, Tensor]:

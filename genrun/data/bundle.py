@@ -1,0 +1,116 @@
+"""What every dataset builder returns, and the resumable batch stream the loop draws from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from genrun.errors import GenrunError
+
+Batch = dict[str, Tensor]
+
+
+@dataclass
+class DataBundle:
+    """A training set plus what metrics need to know about it.
+
+    `train` is either a tensor of examples (small data: kept on the device, indexed directly)
+    or a torch Dataset of (x, y) pairs (image data: read through a DataLoader).
+    """
+
+    train: Tensor | Dataset
+    labels: Tensor | None = None
+    test: Tensor | Dataset | None = None  # held-out examples, for end-of-run metrics
+    test_labels: Tensor | None = None
+    modes: Tensor | None = None  # mixture centres, for the 2D mode metrics
+    sigma: float | None = None  # mixture standard deviation
+
+    def __len__(self) -> int:
+        return len(self.train)
+
+    def examples(self, n: int, split: str = "train") -> Batch:
+        """The first n examples of a split as a batch {"x", "y"?} (on the CPU)."""
+        data = self.train if split == "train" else self.test
+        labels = self.labels if split == "train" else self.test_labels
+        if data is None:
+            raise GenrunError(f"this dataset has no {split} split")
+        n = min(n, len(data))
+        if isinstance(data, Tensor):
+            batch = {"x": data[:n]}
+            if labels is not None:
+                batch["y"] = labels[:n]
+            return batch
+        items = [data[i] for i in range(n)]
+        return {"x": torch.stack([x for x, _ in items]), "y": torch.tensor([int(y) for _, y in items])}
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
+    """The order of epoch `epoch`: a function of (seed, epoch) only, so it needs no saved state."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+class Batches:
+    """An endless stream of shuffled batches whose position (epoch, batch index) is saved.
+
+    Every epoch visits each example once (the last incomplete batch is dropped); resuming
+    at (epoch, pos) replays exactly the batches an uninterrupted run would have drawn.
+    """
+
+    def __init__(self, data: DataBundle, batch_size: int, device: torch.device, seed: int,
+                 num_workers: int = 0) -> None:
+        if len(data) < batch_size:
+            raise GenrunError(f"trainer.batch_size={batch_size} is larger than the dataset ({len(data)} examples)")
+        self.data, self.batch_size, self.device, self.seed = data, batch_size, device, seed
+        self.num_workers = num_workers
+        self.epoch, self.pos = 0, 0
+        self.on_device = isinstance(data.train, Tensor)
+        if self.on_device:
+            self.x = data.train.to(device)
+            self.y = data.labels.to(device) if data.labels is not None else None
+        self._iter: Iterator[Batch] | None = None
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.data) // self.batch_size
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self._iter = None
+
+    def __call__(self) -> Batch:
+        """The next batch, as {"x": examples, "y": labels (when the data has them)}."""
+        if self._iter is None:
+            self._iter = self._epoch_batches()
+        batch = next(self._iter, None)
+        if batch is None:
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._iter = self._epoch_batches()
+            batch = next(self._iter)
+        self.pos += 1
+        return batch
+
+    def _epoch_indices(self) -> Tensor:
+        """The index batches of this epoch still to come, one row per batch."""
+        perm = epoch_permutation(len(self.data), self.seed, self.epoch)
+        n = self.batches_per_epoch
+        return perm[: n * self.batch_size].view(n, self.batch_size)[self.pos :]
+
+    def _epoch_batches(self) -> Iterator[Batch]:
+        chunks = self._epoch_indices()
+        if self.on_device:
+            for idx in chunks.to(self.device):
+                yield {"x": self.x[idx]} if self.y is None else {"x": self.x[idx], "y": self.y[idx]}
+            return
+        loader = DataLoader(self.data.train, batch_sampler=[c.tolist() for c in chunks],
+                            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+                            persistent_workers=False)
+        for x, y in loader:
+            yield {"x": x.to(self.device, non_blocking=True), "y": y.to(self.device, non_blocking=True)}

@@ -1,0 +1,91 @@
+"""Image datasets read from disk: torchvision's (MNIST, Fashion-MNIST, CIFAR-10) and any folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genrun.data.bundle import DataBundle
+from genrun.errors import GenrunError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+TORCHVISION_SETS = ("MNIST", "FashionMNIST", "CIFAR10")
+
+
+class ConvertMode:
+    """PIL mode conversion as a picklable transform (DataLoader workers may be spawned)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def __call__(self, image):
+        if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit: rescale, convert() clips
+            image = image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+        return image.convert(self.mode)
+
+
+def image_transform(image_size: int, channels: int):
+    """PIL image -> [channels, image_size, image_size] tensor in [-1, 1]."""
+    from torchvision import transforms as T
+
+    if channels not in (1, 3):
+        raise GenrunError(f"dataset.channels={channels}: images have 1 (grey) or 3 (RGB) channels")
+    return T.Compose([
+        ConvertMode("L" if channels == 1 else "RGB"),
+        T.Resize(image_size),
+        T.CenterCrop(image_size),
+        T.ToTensor(),
+        T.Normalize([0.5] * channels, [0.5] * channels),
+    ])
+
+
+def torchvision_dataset(name: str, root: str, download: bool, image_size: int, channels: int) -> DataBundle:
+    """A torchvision dataset's training split; `download=false` with no files is a clear error."""
+    import torchvision.datasets as tvd
+
+    if name not in TORCHVISION_SETS:
+        raise GenrunError(f"dataset.source.name={name!r}: valid: {', '.join(TORCHVISION_SETS)}")
+    cls = getattr(tvd, name)
+    transform = image_transform(image_size, channels)
+    try:
+        train = cls(root=root, train=True, download=download, transform=transform)
+        test = cls(root=root, train=False, download=download, transform=transform)
+    except RuntimeError as exc:
+        hint = "set dataset.download=true" if not download else "check the network"
+        raise GenrunError(
+            f"dataset {name}: no usable data under dataset.root={root!r} ({exc}); {hint} "
+            f"or point dataset.root at a folder holding it"
+        ) from exc
+    return DataBundle(train=train, test=test)
+
+
+class ImageFiles:
+    """Every image below a folder; labels are first-level subfolder names when all have one."""
+
+    def __init__(self, root: str, image_size: int, channels: int) -> None:
+        folder = Path(root).expanduser()
+        if not folder.is_dir():
+            raise GenrunError(f"dataset.root={root!r} is not a folder")
+        self.paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not self.paths:
+            raise GenrunError(f"dataset.root={root!r} holds no images (looked for {' '.join(IMAGE_SUFFIXES)})")
+        parts = [p.relative_to(folder).parts for p in self.paths]
+        classes = sorted({q[0] for q in parts if len(q) > 1})
+        labelled = all(len(q) > 1 for q in parts)
+        self.classes = classes if labelled else []
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.labels = [index[q[0]] if labelled else -1 for q in parts]
+        self.transform = image_transform(image_size, channels)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as im:
+            return self.transform(im), self.labels[i]
+
+
+def image_folder(root: str, image_size: int = 64, channels: int = 3) -> DataBundle:
+    """Any folder of images, searched recursively."""
+    return DataBundle(train=ImageFiles(root, image_size, channels))
