@@ -6,6 +6,7 @@ A step is `n_critic` discriminator updates on fresh batches, then one generator 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +14,19 @@ from torch import Tensor, nn
 from genrun.data.bundle import Batch
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+
+
+class GeneratorRegularizer(Protocol):
+    """An extra generator objective with its own networks (e.g. GAN+MINE's statistics network).
+
+    `attach` registers its networks and optimizers with the pipeline (so they are saved and
+    restored); `generator_terms` returns weighted terms the generator minimises, by the name
+    they are logged under, and may update its own networks first.
+    """
+
+    def attach(self, pipeline: Pipeline) -> None: ...
+
+    def generator_terms(self, z: Tensor, fake: Tensor) -> dict[str, Tensor]: ...
 
 
 class GANPipeline(Pipeline):
@@ -28,6 +42,7 @@ class GANPipeline(Pipeline):
         device: torch.device | str = "cpu",
         z_dim: int = 64,
         n_critic: int = 1,
+        regularizers: Mapping[str, GeneratorRegularizer] | None = None,
     ) -> None:
         super().__init__(loss, optimizers, device)
         self.z_dim, self.n_critic = z_dim, n_critic
@@ -35,6 +50,9 @@ class GANPipeline(Pipeline):
         self.discriminator = self.add_net("discriminator", discriminator)
         self.opt_g = self.add_optimizer("generator", self.generator)
         self.opt_d = self.add_optimizer("discriminator", self.discriminator)
+        self.regularizers = dict(regularizers or {})
+        for regularizer in self.regularizers.values():
+            regularizer.attach(self)
 
     def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
         for _ in range(self.n_critic):
@@ -55,10 +73,13 @@ class GANPipeline(Pipeline):
 
     def generator_phase(self, n: int) -> dict[str, Tensor]:
         """Gmain: the generator moves its samples to where the (frozen) critic scores them real."""
+        z = self.gaussian(n, self.z_dim)
         with frozen(self.discriminator):
-            loss_g = self.loss.g_loss(self.discriminator(self.generator(self.gaussian(n, self.z_dim))))
-            update(loss_g, self.opt_g)
-        return {"loss/g": loss_g.detach()}
+            fake = self.generator(z)
+            loss_g = self.loss.g_loss(self.discriminator(fake))
+            terms = {k: v for r in self.regularizers.values() for k, v in r.generator_terms(z, fake).items()}
+            update(sum(terms.values(), start=loss_g), self.opt_g)
+        return {"loss/g": loss_g.detach(), **{k: v.detach() for k, v in terms.items()}}
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
         return {"z": self.gaussian(n, self.z_dim, generator=generator)}
