@@ -21,7 +21,8 @@ def test_wheel_runs_without_the_source_tree(tmp_path):
     (wheel,) = wheels.glob("genrun-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, cwd=tmp_path)
-    assert (target / "genrun" / "configs" / "config.yaml").is_file()
+    shipped = {p.relative_to(target / "genrun" / "configs") for p in (target / "genrun" / "configs").rglob("*.yaml")}
+    assert shipped == {p.relative_to(REPO / "configs") for p in (REPO / "configs").rglob("*.yaml")}
     env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "1"}
 
     def python(*args: str) -> str:
