@@ -43,7 +43,7 @@ def fit(
     step, scalars = start_step, {}
     t0 = t_log = time.perf_counter()
     with StopSignals() as stop, ProgressReporter(start_step, trainer.max_steps) as progress:
-        while step < trainer.max_steps and not stop.requested:
+        while step < trainer.max_steps:
             step += 1
             tracker.add(step, pipeline.step(next_batch))
             progress.advance(step)
@@ -62,5 +62,7 @@ def fit(
             if step % trainer.ckpt_every == 0 or final:
                 tracker.check()  # never write a checkpoint of a diverged model
                 save_checkpoint(step)
+            if final:  # the only way out, so a stop signal always gets its checkpoint
+                break
     seconds = time.perf_counter() - t0
     return LoopResult(step, seconds, step - start_step, scalars, stop.name, stop.exit_code)
