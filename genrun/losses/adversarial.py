@@ -2,16 +2,19 @@
 
 A critic returns logits V(x); for the likelihood-ratio GANs D(x) = sigmoid(V(x)), so
 -log D = softplus(-V) and -log(1 - D) = softplus(V), which is exact and stable.
+The f-GAN family lives in genrun/losses/fgan.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genrun.losses.penalties import gradient_penalty
+from genrun.errors import GenrunError
+from genrun.losses.penalties import clip_weights, gradient_penalty, r1_penalty
 
 Critic = Callable[[Tensor], Tensor]
 
@@ -21,12 +24,16 @@ class AdversarialLoss:
 
     `critic_norm` states the normalisation this objective needs in its critic (batch norm
     couples the samples of a batch, which per-sample penalties forbid); model configs read it.
+    `r1_gamma` > 0 adds the R1 penalty on real data to any objective (Mescheder et al. 2018).
     """
 
     kind = "adversarial"
 
-    def __init__(self, critic_norm: str = "batch") -> None:
+    def __init__(self, critic_norm: str = "batch", r1_gamma: float = 0.0) -> None:
+        if not r1_gamma >= 0:
+            raise GenrunError(f"loss.r1_gamma={r1_gamma}: must be >= 0 (0 turns R1 off)")
         self.critic_norm = critic_norm
+        self.r1_gamma = r1_gamma
 
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """Critic loss from the logits of a real and a generated batch (minimised)."""
@@ -38,17 +45,34 @@ class AdversarialLoss:
 
     def regularizers(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
         """Extra critic terms (already weighted), by the scalar name they are logged under."""
-        return {}
+        if self.r1_gamma == 0:
+            return {}
+        return {"r1": 0.5 * self.r1_gamma * r1_penalty(critic, real)}
 
     def after_critic_step(self, critic: nn.Module) -> None:
         """Called after each critic update (e.g. WGAN's weight clipping); nothing by default."""
 
 
 class Minimax(AdversarialLoss):
-    """Goodfellow et al. 2014, eq. 1: min_G max_D E[log D(x)] + E[log(1 - D(G(z)))]."""
+    """Goodfellow et al. 2014, eq. 1: min_G max_D E[log D(x)] + E[log(1 - D(G(z)))].
+
+    `label_smoothing` = s > 0 is one-sided label smoothing (Salimans et al. 2016, sec. 3.4):
+    real examples get the target 1 - s, generated ones keep the target 0.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, critic_norm: str = "batch", r1_gamma: float = 0.0) -> None:
+        super().__init__(critic_norm, r1_gamma)
+        if not 0 <= label_smoothing < 1:
+            raise GenrunError(f"loss.label_smoothing={label_smoothing}: must be in [0, 1) (0 = off, 0.1 is usual)")
+        self.label_smoothing = label_smoothing
 
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
+        if self.label_smoothing == 0:
+            real_term = F.softplus(-real).mean()  # -log D(x)
+        else:  # -((1 - s) log D(x) + s log(1 - D(x)))
+            target = torch.full_like(real, 1.0 - self.label_smoothing)
+            real_term = F.binary_cross_entropy_with_logits(real, target)
+        return real_term + F.softplus(fake).mean()
 
     def g_loss(self, fake: Tensor) -> Tensor:
         return -F.softplus(fake).mean()  # log(1 - D(G(z))), minimised
@@ -61,12 +85,48 @@ class NonSaturating(Minimax):
         return F.softplus(-fake).mean()  # -log D(G(z))
 
 
-class WGANGP(AdversarialLoss):
-    """Gulrajani et al. 2017, alg. 1: E[V(G(z))] - E[V(x)] + lambda E[(||grad V(x_hat)||_2 - 1)^2]."""
+class BoundarySeeking(Minimax):
+    """Hjelm et al. 2018 (continuous BGAN): D as in the minimax GAN; G minimises
+    1/2 E[(log D(G(z)) - log(1 - D(G(z))))^2] = 1/2 E[V(G(z))^2], pushing samples onto D's boundary."""
 
-    def __init__(self, lambda_gp: float = 10.0, critic_norm: str = "layer") -> None:
-        super().__init__(critic_norm)
-        self.lambda_gp = lambda_gp
+    def g_loss(self, fake: Tensor) -> Tensor:
+        return 0.5 * fake.pow(2).mean()  # log D - log(1 - D) is the logit V itself
+
+
+class LeastSquares(AdversarialLoss):
+    """Mao et al. 2017, eq. 2: D min 1/2 E[(V(x) - b)^2] + 1/2 E[(V(G(z)) - a)^2]; G min 1/2 E[(V(G(z)) - c)^2].
+
+    The defaults a=0, b=1, c=1 make G's samples look as real as possible; a=-1, b=1, c=0
+    is the paper's other choice (the Pearson chi^2 one). V is the critic's raw output, no sigmoid.
+    """
+
+    def __init__(self, a: float = 0.0, b: float = 1.0, c: float = 1.0, critic_norm: str = "batch",
+                 r1_gamma: float = 0.0) -> None:
+        super().__init__(critic_norm, r1_gamma)
+        self.a, self.b, self.c = a, b, c
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return 0.5 * (real - self.b).pow(2).mean() + 0.5 * (fake - self.a).pow(2).mean()
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        return 0.5 * (fake - self.c).pow(2).mean()
+
+
+class Hinge(AdversarialLoss):
+    """Lim & Ye 2017; Miyato et al. 2018: D min E[relu(1 - V(x))] + E[relu(1 + V(G(z)))]; G min -E[V(G(z))]."""
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        return -fake.mean()
+
+
+class Wasserstein(AdversarialLoss):
+    """Arjovsky et al. 2017, eq. 3: the critic maximises E[V(x)] - E[V(G(z))], G minimises -E[V(G(z))].
+
+    The critic must be kept (K-)Lipschitz: the subclasses say how.
+    """
 
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         return fake.mean() - real.mean()
@@ -74,5 +134,26 @@ class WGANGP(AdversarialLoss):
     def g_loss(self, fake: Tensor) -> Tensor:
         return -fake.mean()
 
+
+class WGAN(Wasserstein):
+    """Arjovsky et al. 2017, alg. 1: Wasserstein critic, every weight clipped to [-clip, clip] after each update."""
+
+    def __init__(self, clip: float = 0.01, critic_norm: str = "batch", r1_gamma: float = 0.0) -> None:
+        super().__init__(critic_norm, r1_gamma)
+        if not clip > 0:
+            raise GenrunError(f"loss.clip={clip}: must be > 0 (the paper uses 0.01)")
+        self.clip = clip
+
+    def after_critic_step(self, critic: nn.Module) -> None:
+        clip_weights(critic, self.clip)
+
+
+class WGANGP(Wasserstein):
+    """Gulrajani et al. 2017, alg. 1: E[V(G(z))] - E[V(x)] + lambda E[(||grad V(x_hat)||_2 - 1)^2]."""
+
+    def __init__(self, lambda_gp: float = 10.0, critic_norm: str = "layer", r1_gamma: float = 0.0) -> None:
+        super().__init__(critic_norm, r1_gamma)
+        self.lambda_gp = lambda_gp
+
     def regularizers(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        return {"gp": self.lambda_gp * gradient_penalty(critic, real, fake)}
+        return {**super().regularizers(critic, real, fake), "gp": self.lambda_gp * gradient_penalty(critic, real, fake)}

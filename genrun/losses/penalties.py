@@ -1,11 +1,11 @@
-"""Critic regularisers."""
+"""Critic regularisers: penalties added to the critic's loss, and constraints applied after its update."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
@@ -18,3 +18,21 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """Mescheder et al. 2018, sec. 4.1: E_P[||grad_x V(x)||^2] on real data only (unweighted: R1 = gamma/2 * this).
+
+    V is the critic's raw output (the logit), and the squared norm is taken per sample over its
+    whole flattened gradient; the graph is kept so the penalty trains the critic.
+    """
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
+@torch.no_grad()
+def clip_weights(net: nn.Module, clip: float) -> None:
+    """Arjovsky et al. 2017, alg. 1: w <- clip(w, -c, c) for every parameter of the critic, in place."""
+    for param in net.parameters():
+        param.clamp_(-clip, clip)
