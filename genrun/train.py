@@ -54,7 +54,8 @@ def build(node: DictConfig, what: str, **kwargs: Any) -> Any:
                 raise GenrunError(f"{what}: {cause}") from exc
             cause = cause.__cause__
         first = str(exc).strip().splitlines()[0]
-        raise GenrunError(f"cannot build {what}: {first}") from exc
+        detail = f" {exc.__cause__}" if exc.__cause__ is not None else ""
+        raise GenrunError(f"cannot build {what}: {first}{detail}") from exc
 
 
 def config_name(cfg: DictConfig, group: str) -> str:

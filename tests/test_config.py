@@ -7,6 +7,7 @@ from importlib.resources import files
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
+from hydra.utils import get_class
 from omegaconf.errors import ValidationError
 
 from genrun.errors import GenrunError
@@ -30,7 +31,8 @@ def test_groups_have_the_contract_options():
 @pytest.mark.parametrize("loss", options("loss"))
 def test_every_loss_instantiates(loss):
     obj = build(compose_config(f"loss={loss}").loss, loss)
-    assert obj.kind in ("adversarial", "likelihood")
+    families = [get_class(compose_config(f"model={m}").model._target_) for m in options("model")]
+    assert any(obj.kind in f.loss_kinds for f in families), f"no model trains with {loss} ({obj.kind})"
 
 
 @pytest.mark.parametrize("optimizer", options("optimizer"))
