@@ -64,7 +64,7 @@ def main() -> None:
 
 
 def sample_main() -> None:
-    """`genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0]`."""
+    """`genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0] [device=cpu] [ema=true|false]`."""
     from genrun.sample import parse_args, sample_command
 
     try:

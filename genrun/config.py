@@ -30,6 +30,7 @@ class TrainerConfig:
     max_steps: int = 4000  # generator (outer) steps
     batch_size: int = 64
     n_critic: int = 1  # discriminator updates per generator update
+    ema: float = 0.0  # decay of the sampling nets' weight average (e.g. 0.999); 0 = off
     seed: int = 0
     device: Device = Device.auto
     log_every: int = 50  # scalars are read from the device only at these steps
@@ -67,5 +68,7 @@ def validate_trainer(trainer: DictConfig) -> None:
         value = trainer[f.name]
         if f.name in POSITIVE_KEYS and value is not None and value < 1:
             raise GenrunError(f"trainer.{f.name}={value}: must be a positive integer (>= 1)")
+    if not 0.0 <= trainer.ema < 1.0:
+        raise GenrunError(f"trainer.ema={trainer.ema}: the EMA decay must be in [0, 1) (0 = off, e.g. 0.999)")
     if trainer.keep_last < 0:
         raise GenrunError(f"trainer.keep_last={trainer.keep_last}: must be >= 0")

@@ -7,9 +7,19 @@ from typing import Any
 
 from genrun.errors import GenrunError
 
-USAGE = "genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0] [device=cpu]"
-KEYS = {"run": str, "n": int, "out": str, "seed": int, "device": str}
+USAGE = "genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0] [device=cpu] [ema=true|false]"
 SUFFIXES = (".png", ".pt", ".npy")
+
+
+def boolean(value: str) -> bool:
+    """true/false (also yes/no, 1/0), any case."""
+    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if value.lower() not in words:
+        raise ValueError(value)
+    return words[value.lower()]
+
+
+KEYS = {"run": str, "n": int, "out": str, "seed": int, "device": str, "ema": boolean}
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -47,8 +57,13 @@ def load_run(path: str, device: str = "cpu"):
     return pipeline, checkpoint
 
 
-def sample_command(run: str, n: int = 64, out: str | None = None, seed: int = 0, device: str = "cpu") -> Path:
-    """Write `n` samples of the run at `run` to `out` (default: <run>/samples/sample_seed<seed>.png)."""
+def sample_command(
+    run: str, n: int = 64, out: str | None = None, seed: int = 0, device: str = "cpu", ema: bool | None = None
+) -> Path:
+    """Write `n` samples of the run at `run` to `out` (default: <run>/samples/sample_seed<seed>.png).
+
+    `ema`: sample from the EMA weights (default: when the run kept them) or from the raw nets.
+    """
     import numpy as np
     import torch
 
@@ -61,6 +76,12 @@ def sample_command(run: str, n: int = 64, out: str | None = None, seed: int = 0,
     if target.suffix not in SUFFIXES:
         raise GenrunError(f"out={str(target)!r}: the file type must be one of {', '.join(SUFFIXES)}")
     pipeline, checkpoint = load_run(run, device)
+    if ema and not pipeline.ema_sources:
+        raise GenrunError(
+            f"ema=true but the run at {run} kept no EMA weights (trainer.ema=0, or a family without EMA); "
+            "use ema=false"
+        )
+    pipeline.use_ema = ema is not False
     samples = pipeline.sample(n, torch.Generator(pipeline.device).manual_seed(seed)).cpu()
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix == ".png":
@@ -69,5 +90,6 @@ def sample_command(run: str, n: int = 64, out: str | None = None, seed: int = 0,
         torch.save(samples, target)
     else:
         np.save(target, samples.numpy())
-    print(f"wrote {n} samples of step {checkpoint['step']} to {target}")
+    weights = " (EMA weights)" if pipeline.use_ema and pipeline.ema_sources else ""
+    print(f"wrote {n} samples of step {checkpoint['step']}{weights} to {target}")
     return target

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from genrun.errors import GenrunError
+
 
 class OutputRange(nn.Module):
     """Squash outputs into the data's range (tanh, rescaled) so G can only emit valid data."""
@@ -23,6 +25,12 @@ class OutputRange(nn.Module):
         if not self.bounded:
             return x
         return self.center + self.half * torch.tanh(x)
+
+
+def check_pack(pack: int) -> None:
+    """PacGAN's m (Lin et al. 2018): how many samples a discriminator judges at once."""
+    if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
+        raise GenrunError(f"pack={pack!r}: must be an integer >= 1 (1 = no packing)")
 
 
 def numel(shape: Sequence[int]) -> int:

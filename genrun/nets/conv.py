@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from genrun.errors import GenrunError
-from genrun.nets.common import OutputRange, dcgan_init
+from genrun.nets.common import OutputRange, check_pack, dcgan_init
+from genrun.nets.layers import MinibatchDiscrimination, apply_spectral_norm
 
 
 def num_doublings(shape: Sequence[int]) -> int:
@@ -58,24 +59,56 @@ class Generator(nn.Module):
         return self.out(self.net(z.view(z.shape[0], -1, 1, 1)))
 
 
-def conv_trunk(shape: Sequence[int], width: int, norm: str) -> tuple[nn.Sequential, int]:
-    """Stride-2 convolutions down to a 4x4 map; returns the trunk and its channel count."""
+def conv_trunk(shape: Sequence[int], width: int, norm: str, pack: int = 1) -> tuple[nn.Sequential, int]:
+    """Stride-2 convolutions down to a 4x4 map; returns the trunk and its channel count.
+
+    `pack` samples arrive stacked along the channels (PacGAN), so the first layer takes pack x C.
+    """
     k = num_doublings(shape)
     chans = [width * 2**i for i in range(k)]
-    layers: list[nn.Module] = [nn.Conv2d(shape[0], chans[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    layers: list[nn.Module] = [nn.Conv2d(pack * shape[0], chans[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
     for a, b in zip(chans[:-1], chans[1:], strict=True):
         layers += [nn.Conv2d(a, b, 4, 2, 1, bias=norm == "none"), norm_layer(norm, b), nn.LeakyReLU(0.2, True)]
     return nn.Sequential(*layers), chans[-1]
 
 
 class Discriminator(nn.Module):
-    """image -> one logit (or `out_dim` values); no norm on the first layer, as in DCGAN."""
+    """image -> one logit (or `out_dim` values); no norm on the first layer, as in DCGAN.
 
-    def __init__(self, shape: Sequence[int], width: int = 64, norm: str = "batch", out_dim: int = 1) -> None:
+    `features` is the trunk's 4x4 map, `head` turns it into the output. Options for GAN
+    training: `pack` images judged at once (PacGAN, stacked along the channels),
+    `spectral_norm` on every layer, `minibatch_discrimination` kernels on the flattened map
+    before a linear head (see genrun.nets.layers).
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        width: int = 64,
+        norm: str = "batch",
+        out_dim: int = 1,
+        *,
+        pack: int = 1,
+        spectral_norm: bool = False,
+        minibatch_discrimination: int = 0,
+        minibatch_kernel_dim: int = 5,
+    ) -> None:
         super().__init__()
-        self.trunk, chans = conv_trunk(shape, width, norm)
-        self.head = nn.Conv2d(chans, out_dim, 4, 1, 0)
+        check_pack(pack)
+        self.pack = pack
+        self.trunk, chans = conv_trunk(shape, width, norm, pack)
+        if minibatch_discrimination:
+            mbd = MinibatchDiscrimination(chans * 16, minibatch_discrimination, minibatch_kernel_dim)
+            self.head = nn.Sequential(nn.Flatten(), mbd, nn.Linear(mbd.out_features, out_dim))
+        else:
+            self.head = nn.Conv2d(chans, out_dim, 4, 1, 0)
         self.apply(dcgan_init)
+        if spectral_norm:
+            apply_spectral_norm(self)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate features (what feature matching compares): the trunk's [N, C, 4, 4] map."""
+        return self.trunk(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x)).flatten(1)

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from genrun.nets.common import OutputRange, numel
+from genrun.nets.common import OutputRange, check_pack, numel
+from genrun.nets.layers import MinibatchDiscrimination, apply_spectral_norm
 
 
 def mlp(sizes: Sequence[int], act: nn.Module, batchnorm: bool = False) -> nn.Sequential:
@@ -44,14 +45,46 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """sample -> one logit (or `out_dim` features); LeakyReLU 0.2 hidden layers."""
+    """sample -> one logit (or `out_dim` features); LeakyReLU 0.2 hidden layers.
 
-    def __init__(self, shape: Sequence[int], width: int = 256, depth: int = 3, out_dim: int = 1) -> None:
+    `net` is the whole stack; its last module is the head, everything before it `features`.
+    Options for GAN training: `pack` samples judged at once (PacGAN, the input holds pack x
+    the features of one sample), `spectral_norm` on every layer, `minibatch_discrimination`
+    kernels before the head (see genrun.nets.layers).
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        width: int = 256,
+        depth: int = 3,
+        out_dim: int = 1,
+        *,
+        pack: int = 1,
+        spectral_norm: bool = False,
+        minibatch_discrimination: int = 0,
+        minibatch_kernel_dim: int = 5,
+    ) -> None:
         super().__init__()
-        self.net = mlp([numel(shape), *[width] * depth, out_dim], nn.LeakyReLU(0.2))
+        check_pack(pack)
+        self.pack = pack
+        sizes = [pack * numel(shape), *[width] * depth]
+        self.net = mlp([*sizes, out_dim], nn.LeakyReLU(0.2))
+        if minibatch_discrimination:
+            mbd = MinibatchDiscrimination(sizes[-1], minibatch_discrimination, minibatch_kernel_dim)
+            self.net[-1] = nn.Sequential(mbd, nn.Linear(mbd.out_features, out_dim))
+        if spectral_norm:
+            apply_spectral_norm(self)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate features (what feature matching compares), [N, width]."""
+        h = x.flatten(1)
+        for layer in self.net[:-1]:
+            h = layer(h)
+        return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1))
+        return self.net(x.flatten(1))  # = head(features(x))
 
 
 class Encoder(Discriminator):

@@ -7,6 +7,7 @@ order lives in the family. A family never sees a file, a writer or a progress ba
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -19,6 +20,7 @@ from genrun.errors import GenrunError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 Noise = dict[str, Tensor]
+EMA_SUFFIX = "_ema"
 
 
 class Pipeline:
@@ -27,7 +29,9 @@ class Pipeline:
     loss_kinds: ClassVar[tuple[str, ...]] = ()
     primary_metric: ClassVar[str] = ""
 
-    def __init__(self, loss: Any, optimizers: Mapping[str, OptimizerFactory], device: torch.device | str) -> None:
+    def __init__(
+        self, loss: Any, optimizers: Mapping[str, OptimizerFactory], device: torch.device | str, ema: float = 0.0
+    ) -> None:
         if getattr(loss, "kind", None) not in self.loss_kinds:
             raise GenrunError(
                 f"{type(self).__name__} trains with {'/'.join(self.loss_kinds)} objectives, "
@@ -38,6 +42,11 @@ class Pipeline:
         self.optimizer_factories = optimizers
         self.nets = nn.ModuleDict()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        if not 0.0 <= ema < 1.0:
+            raise GenrunError(f"ema={ema}: the EMA decay must be in [0, 1) (0 = off, e.g. 0.999)")
+        self.ema_decay = float(ema)
+        self.ema_sources: dict[str, str] = {}  # EMA net name -> the net it averages
+        self.use_ema = True  # sample from the EMA copies when there are any (genrun-sample ema=false unsets it)
 
     # -- building -------------------------------------------------------------------------
     def add_net(self, name: str, net: nn.Module) -> nn.Module:
@@ -53,6 +62,36 @@ class Pipeline:
         params = [p for net in nets for p in net.parameters()]
         self.optimizers[role] = self.optimizer_factories[role](params)
         return self.optimizers[role]
+
+    def add_ema(self, name: str) -> nn.Module | None:
+        """Average net `name`'s weights over training (Karras et al. 2018; Yazici et al. 2019).
+
+        When the pipeline's `ema` decay is > 0 this registers a frozen copy as the net
+        `<name>_ema` (saved and restored like any net) and returns it; `update_ema` must then
+        run after each update of `name` (the end of `step`), and `sampling_net(name)` picks
+        the copy. With `ema` = 0 it does nothing and returns None.
+        """
+        if name not in self.nets:
+            raise GenrunError(f"add_ema({name!r}): no such network; this model has {', '.join(self.nets)}")
+        if self.ema_decay == 0.0:
+            return None
+        self.ema_sources[name + EMA_SUFFIX] = name
+        return self.add_net(name + EMA_SUFFIX, copy.deepcopy(self.nets[name]).requires_grad_(False))
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * weights (one fused op per net); buffers copied."""
+        for ema_name, name in self.ema_sources.items():
+            ema, net = self.nets[ema_name], self.nets[name]
+            torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - self.ema_decay)
+            buffers = list(net.buffers())
+            if buffers:  # e.g. BatchNorm running statistics: not averaged, taken as they are
+                torch._foreach_copy_(list(ema.buffers()), buffers)
+
+    def sampling_net(self, name: str) -> nn.Module:
+        """The net samples come from: the EMA copy of `name` when there is one (and `use_ema`)."""
+        ema_name = name + EMA_SUFFIX
+        return self.nets[ema_name] if self.use_ema and ema_name in self.ema_sources else self.nets[name]
 
     # -- the protocol -----------------------------------------------------------------------
     def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
@@ -91,7 +130,8 @@ class Pipeline:
         }
 
     def load_state_dict(self, state: Mapping[str, Any], optimizers: bool = True) -> None:
-        nets, opts = state["nets"], state.get("optimizers", {})
+        """Restore `state_dict`; `trainer.ema` may change on resume (an EMA starts from the saved net)."""
+        nets, opts = self._with_ema_of_this_run(state["nets"]), state.get("optimizers", {})
         if set(nets) != set(self.nets) or (optimizers and set(opts) != set(self.optimizers)):
             raise GenrunError(
                 f"checkpoint holds networks {sorted(nets)} / optimizers {sorted(opts)}, "
@@ -102,6 +142,15 @@ class Pipeline:
         if optimizers:
             for role, opt in self.optimizers.items():
                 opt.load_state_dict(opts[role])
+
+    def _with_ema_of_this_run(self, nets: Mapping[str, Any]) -> dict[str, Any]:
+        """Saved nets, minus EMA copies this pipeline no longer keeps, plus ones it now starts."""
+        out = {k: v for k, v in nets.items()
+               if not (k.endswith(EMA_SUFFIX) and k not in self.nets and k[: -len(EMA_SUFFIX)] in self.nets)}
+        for ema_name, name in self.ema_sources.items():
+            if ema_name not in out and name in out:
+                out[ema_name] = out[name]
+        return out
 
     # -- helpers for families ---------------------------------------------------------------
     @contextmanager

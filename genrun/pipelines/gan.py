@@ -1,6 +1,9 @@
 """GAN family (Goodfellow et al. 2014): any adversarial objective, MLP or DCGAN networks.
 
-A step is `n_critic` discriminator updates on fresh batches, then one generator update.
+A step is `n_critic` discriminator updates on fresh batches, then one generator update (and
+the generator's EMA, when `ema` > 0). Tricks that compose with any objective: `pack`
+(PacGAN), `feature_matching` (the generator's objective), an EMA generator for sampling;
+the networks bring spectral norm and minibatch discrimination (genrun.nets.layers).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from genrun.data.bundle import Batch
+from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
 
@@ -29,6 +33,20 @@ class GeneratorRegularizer(Protocol):
     def generator_terms(self, z: Tensor, fake: Tensor) -> dict[str, Tensor]: ...
 
 
+def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tensor:
+    """Salimans et al. 2016, sec. 3.1: ||E_x f(x) - E_z f(G(z))||_2^2 over D's features f."""
+    return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
+
+
+def pack_samples(x: Tensor, m: int) -> Tensor:
+    """PacGAN (Lin et al. 2018): [B, C, ...] -> [B/m, m*C, ...], m consecutive samples per row."""
+    if m == 1:
+        return x
+    if x.shape[0] % m:
+        raise GenrunError(f"trainer.batch_size={x.shape[0]} is not divisible by model.pack={m}")
+    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+
+
 class GANPipeline(Pipeline):
     loss_kinds = ("adversarial",)
     primary_metric = "loss/g"
@@ -43,13 +61,19 @@ class GANPipeline(Pipeline):
         z_dim: int = 64,
         n_critic: int = 1,
         regularizers: Mapping[str, GeneratorRegularizer] | None = None,
+        ema: float = 0.0,
+        pack: int = 1,
+        feature_matching: bool = False,
     ) -> None:
-        super().__init__(loss, optimizers, device)
+        super().__init__(loss, optimizers, device, ema)
+        check_tricks(discriminator, pack, feature_matching)
         self.z_dim, self.n_critic = z_dim, n_critic
+        self.pack, self.feature_matching = pack, feature_matching
         self.generator = self.add_net("generator", generator)
         self.discriminator = self.add_net("discriminator", discriminator)
         self.opt_g = self.add_optimizer("generator", self.generator)
         self.opt_d = self.add_optimizer("discriminator", self.discriminator)
+        self.add_ema("generator")
         self.regularizers = dict(regularizers or {})
         for regularizer in self.regularizers.values():
             regularizer.attach(self)
@@ -58,32 +82,63 @@ class GANPipeline(Pipeline):
         for _ in range(self.n_critic):
             real = next_batch()["x"]
             scalars = self.discriminator_phase(real)
-        scalars.update(self.generator_phase(real.shape[0]))
+        scalars.update(self.generator_phase(real.shape[0], real))
+        self.update_ema()
         return scalars
 
     def discriminator_phase(self, real: Tensor) -> dict[str, Tensor]:
         """Dmain (+ Dreg): the critic learns to tell `real` from fresh generated samples."""
         with torch.no_grad():
             fake = self.generator(self.gaussian(real.shape[0], self.z_dim))
+        real, fake = pack_samples(real, self.pack), pack_samples(fake, self.pack)
         loss_d = self.loss.d_loss(self.discriminator(real), self.discriminator(fake))
         regs = self.loss.regularizers(self.discriminator, real, fake)
         update(sum(regs.values(), start=loss_d), self.opt_d)
         self.loss.after_critic_step(self.discriminator)
         return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
 
-    def generator_phase(self, n: int) -> dict[str, Tensor]:
-        """Gmain: the generator moves its samples to where the (frozen) critic scores them real."""
+    def generator_phase(self, n: int, real: Tensor | None = None) -> dict[str, Tensor]:
+        """Gmain: the generator moves its samples to where the (frozen) critic scores them real
+        (or, with feature matching, to where the critic's features of `real` are on average)."""
         z = self.gaussian(n, self.z_dim)
         with frozen(self.discriminator):
             fake = self.generator(z)
-            loss_g = self.loss.g_loss(self.discriminator(fake))
+            loss_g = self.generator_loss(pack_samples(fake, self.pack), real)
             terms = {k: v for r in self.regularizers.values() for k, v in r.generator_terms(z, fake).items()}
             update(sum(terms.values(), start=loss_g), self.opt_g)
         return {"loss/g": loss_g.detach(), **{k: v.detach() for k, v in terms.items()}}
+
+    def generator_loss(self, packed_fake: Tensor, real: Tensor | None) -> Tensor:
+        """The adversarial generator loss, or feature matching against a real batch."""
+        if not self.feature_matching:
+            return self.loss.g_loss(self.discriminator(packed_fake))
+        if real is None:
+            raise GenrunError("model.feature_matching=true needs the real batch in generator_phase(n, real)")
+        with torch.no_grad():
+            target = self.discriminator.features(pack_samples(real, self.pack))
+        return feature_matching_loss(target, self.discriminator.features(packed_fake))
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
         return {"z": self.gaussian(n, self.z_dim, generator=generator)}
 
     def generate(self, noise: Noise) -> Tensor:
+        """Samples from the generator's EMA copy when the run keeps one."""
         with self.evaluating():
-            return self.generator(noise["z"])
+            return self.sampling_net("generator")(noise["z"])
+
+
+def check_tricks(discriminator: nn.Module, pack: int, feature_matching: bool) -> None:
+    """The discriminator must be built for the pipeline's packing and expose features when needed."""
+    if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
+        raise GenrunError(f"model.pack={pack!r}: must be an integer >= 1 (1 = no packing)")
+    built_for = getattr(discriminator, "pack", 1)
+    if built_for != pack:
+        raise GenrunError(
+            f"model.pack={pack} but the discriminator is built for pack={built_for}; "
+            "(its config should say pack: ${model.pack})"
+        )
+    if feature_matching and not callable(getattr(discriminator, "features", None)):
+        raise GenrunError(
+            f"model.feature_matching=true needs a discriminator with features(x); "
+            f"{type(discriminator).__name__} has none"
+        )
