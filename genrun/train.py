@@ -198,6 +198,9 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     seed_everything(int(trainer.seed))
     data = build_data(cfg)
     pipeline = build_pipeline(cfg, device)
+    if float(trainer.get("ema", 0.0)) > 0 and not pipeline.ema_sources:
+        raise GenrunError(f"trainer.ema={trainer.ema}: model={config_name(cfg, 'model')} keeps no EMA copy "
+                          "(families with EMA: gan, dcgan); use trainer.ema=0")
     batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)))
     if checkpoint is not None:
         start, noise = restore(checkpoint, pipeline, batches)

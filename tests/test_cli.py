@@ -125,6 +125,7 @@ BAD_INPUT = [
     (["dataset=mnist", "dataset.root=EMPTY"], r"no usable data under dataset.root=.*set dataset.download=true"),
     (["resume=/no/such/run"], r"'/no/such/run' does not exist"),
     (["dataset.image_size=24"], r"image_size=24: conv nets need 4 \* 2\^k pixels"),
+    (["model=vae", "trainer.ema=0.99"], r"trainer.ema=0.99: model=vae keeps no EMA copy"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUT.append((["trainer.device=cuda"], r"trainer.device=cuda but no cuda device is available"))
