@@ -1,0 +1,122 @@
+"""BiGAN (Donahue et al. 2017) / ALI (Dumoulin et al. 2017): a generator and an encoder against
+one critic of (data, code) pairs.
+
+The critic D(x, z) tells encoder pairs (x, E(x)) from generator pairs (G(z), z); G and E
+are then updated together on the same objective with the roles swapped (the "inverted
+labels" of Donahue et al. 2017, sec. 3.4), which for any adversarial loss asks D to take
+generator pairs for data pairs and the reverse. `stochastic_encoder=false` is BiGAN's
+deterministic E(x); `true` is ALI's Gaussian q(z | x) sampled by reparameterisation.
+`discriminator` in the config is the plain critic body the family joins with the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from genrun.data.bundle import Batch, DataBundle
+from genrun.engine.images import labelled_points, paired_rows
+from genrun.losses.adversarial import AdversarialLoss
+from genrun.metrics.recon import autoencoder_metrics
+from genrun.nets.conditional import JointCritic, NetFactory
+from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+
+
+class BiGANPipeline(Pipeline):
+    loss_kinds = ("adversarial",)
+    primary_metric = "loss/g"
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        encoder: nn.Module,
+        discriminator: NetFactory,
+        loss: AdversarialLoss,
+        optimizers: Mapping[str, OptimizerFactory],
+        device: torch.device | str = "cpu",
+        z_dim: int = 32,
+        stochastic_encoder: bool = False,
+        embed_dim: int = 128,
+        features: int = 128,
+        n_critic: int = 1,
+        arch: str = "conv",  # names the network files in the config; recorded, not used here
+    ) -> None:
+        super().__init__(loss, optimizers, device)
+        self.z_dim, self.stochastic, self.n_critic = z_dim, stochastic_encoder, n_critic
+        self.generator = self.add_net("generator", generator)
+        self.encoder = self.add_net("encoder", encoder)
+        critic = JointCritic.coded(discriminator, z_dim, embed_dim, features=features, hidden=features)
+        self.discriminator = self.add_net("discriminator", critic)
+        self.opt_g = self.add_optimizer("generator", self.generator)
+        self.opt_e = self.add_optimizer("encoder", self.encoder)
+        self.opt_d = self.add_optimizer("discriminator", self.discriminator)
+
+    def code_mean(self, x: Tensor) -> Tensor:
+        """E(x) (the posterior mean for ALI)."""
+        out = self.encoder(x)
+        return out.chunk(2, dim=1)[0] if self.stochastic else out
+
+    def encode(self, x: Tensor) -> Tensor:
+        """BiGAN: E(x); ALI: a reparameterised draw of q(z | x)."""
+        if not self.stochastic:
+            return self.encoder(x)
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
+    def pair_critic(self, shape: torch.Size) -> Callable[[Tensor], Tensor]:
+        """D on pairs packed as one flat tensor [x.flatten(1), z]: the critic a penalty interpolates."""
+        d = shape[1:].numel()
+        return lambda v: self.discriminator(v[:, :d].view(-1, *shape[1:]), v[:, d:])
+
+    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
+        for _ in range(self.n_critic):
+            x = next_batch()["x"]
+            scalars = self.discriminator_phase(x)
+        scalars.update(self.generator_encoder_phase(x))
+        return scalars
+
+    def discriminator_phase(self, x: Tensor) -> dict[str, Tensor]:
+        """Dmain (+ Dreg): encoder pairs (x, E(x)) are "real", generator pairs (G(z), z) "fake"."""
+        with torch.no_grad():
+            z = self.gaussian(len(x), self.z_dim)
+            fake, code = self.generator(z), self.encode(x)
+        loss_d = self.loss.d_loss(self.discriminator(x, code), self.discriminator(fake, z))
+        packed_real, packed_fake = torch.cat([x.flatten(1), code], 1), torch.cat([fake.flatten(1), z], 1)
+        regs = self.loss.regularizers(self.pair_critic(x.shape), packed_real, packed_fake)
+        update(sum(regs.values(), start=loss_d), self.opt_d)
+        self.loss.after_critic_step(self.discriminator)
+        return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+
+    def generator_encoder_phase(self, x: Tensor) -> dict[str, Tensor]:
+        """G and E together: the critic's objective with the pairs' roles swapped."""
+        z = self.gaussian(len(x), self.z_dim)
+        with frozen(self.discriminator):
+            loss_ge = self.loss.d_loss(self.discriminator(self.generator(z), z), self.discriminator(x, self.encode(x)))
+            update(loss_ge, self.opt_g, self.opt_e)
+        return {"loss/g": loss_ge.detach()}
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
+        return {"z": self.gaussian(n, self.z_dim, generator=generator)}
+
+    def generate(self, noise: Noise) -> Tensor:
+        with self.evaluating():
+            return self.generator(noise["z"])
+
+    def previews(self, fixed: Noise) -> dict[str, Tensor]:
+        """Samples; fixed images above G(E(x)); 2D codes coloured by class."""
+        pictures = {"samples": self.generate(fixed)}
+        with self.evaluating():
+            x = fixed["x"]
+            codes = self.code_mean(x)
+            if x.dim() == 4:
+                pictures["reconstructions"] = paired_rows(x, self.generator(codes))
+            if self.z_dim == 2 and "y" in fixed:
+                pictures["latent"] = labelled_points(codes, fixed["y"])
+        return pictures
+
+    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
+        """Held-out `recon_mse` of G(E(x)) and linear probes of E(x) (with labels)."""
+        with self.evaluating():
+            return autoencoder_metrics(self.code_mean, self.generator, data, self.device)

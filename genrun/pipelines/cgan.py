@@ -1,0 +1,119 @@
+"""Conditional GAN (Mirza & Osindero 2014): G(z, y) and D(x, y), any adversarial objective.
+
+The label is embedded and joins the noise in G; in D its embedding projects the critic's
+features (Miyato & Koyama 2018), see nets/conditional.py. `generator` and `discriminator`
+in the config are the plain networks (`_partial_`) the family wraps, conv or MLP by
+`model.arch`. A step is `n_critic` critic
+updates on real (x, y) against G(z, y) with the same labels, then one generator update
+on uniformly drawn labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from genrun.data.bundle import Batch
+from genrun.engine.images import labelled_points, square_indices
+from genrun.errors import GenrunError
+from genrun.losses.adversarial import AdversarialLoss
+from genrun.nets.conditional import LabelledGenerator, NetFactory, ProjectionCritic
+from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+
+
+def require_classes(num_classes: int, model: str) -> None:
+    """A label-conditioned family needs at least two classes in the data."""
+    if num_classes < 2:
+        raise GenrunError(
+            f"model={model} needs labelled data but dataset.num_classes={num_classes}; use a dataset "
+            f"with classes (digits, mnist, fashion_mnist, cifar10, ring8, grid25) or set "
+            f"dataset.num_classes for an image_folder with one subfolder per class"
+        )
+
+
+def labels_of(batch: Batch, model: str) -> Tensor:
+    """The batch's class labels; a clear error when the data has none."""
+    if "y" not in batch:
+        raise GenrunError(f"model={model} needs labelled data, but this dataset's batches carry no labels")
+    return batch["y"]
+
+
+def class_rows(z: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Inputs of a num_classes x num_classes grid: row i is class i, column j noise vector j."""
+    row, col = square_indices(num_classes, z.device)
+    return z[col % len(z)], row
+
+
+class CGANPipeline(Pipeline):
+    loss_kinds = ("adversarial",)
+    primary_metric = "loss/g"
+
+    def __init__(
+        self,
+        generator: NetFactory,
+        discriminator: NetFactory,
+        loss: AdversarialLoss,
+        optimizers: Mapping[str, OptimizerFactory],
+        num_classes: int,
+        device: torch.device | str = "cpu",
+        z_dim: int = 64,
+        embed_dim: int = 16,
+        features: int = 128,
+        n_critic: int = 1,
+        arch: str = "conv",  # names the network files in the config; recorded, not used here
+    ) -> None:
+        require_classes(num_classes, "cgan")
+        super().__init__(loss, optimizers, device)
+        self.z_dim, self.num_classes, self.n_critic = z_dim, num_classes, n_critic
+        self.generator = self.add_net("generator", LabelledGenerator(generator, z_dim, num_classes, embed_dim))
+        self.discriminator = self.add_net("discriminator", ProjectionCritic(discriminator, num_classes, features))
+        self.opt_g = self.add_optimizer("generator", self.generator)
+        self.opt_d = self.add_optimizer("discriminator", self.discriminator)
+
+    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
+        for _ in range(self.n_critic):
+            batch = next_batch()
+            scalars = self.discriminator_phase(batch["x"], labels_of(batch, "cgan"))
+        scalars.update(self.generator_phase(batch["x"].shape[0]))
+        return scalars
+
+    def discriminator_phase(self, real: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """Dmain (+ Dreg): the critic tells real (x, y) from (G(z, y), y), labels shared."""
+        with torch.no_grad():
+            fake = self.generator(self.gaussian(real.shape[0], self.z_dim), y)
+
+        def critic(x: Tensor) -> Tensor:
+            return self.discriminator(x, y)
+
+        loss_d = self.loss.d_loss(critic(real), critic(fake))
+        regs = self.loss.regularizers(critic, real, fake)
+        update(sum(regs.values(), start=loss_d), self.opt_d)
+        self.loss.after_critic_step(self.discriminator)
+        return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+
+    def generator_phase(self, n: int) -> dict[str, Tensor]:
+        """Gmain: G(z, y) for uniform labels y moves to where the frozen critic scores (x, y) real."""
+        z = self.gaussian(n, self.z_dim)
+        y = torch.randint(self.num_classes, (n,), device=self.device)
+        with frozen(self.discriminator):
+            loss_g = self.loss.g_loss(self.discriminator(self.generator(z, y), y))
+            update(loss_g, self.opt_g)
+        return {"loss/g": loss_g.detach()}
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
+        classes = torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
+        return {"z": self.gaussian(n, self.z_dim, generator=generator), "class": classes}
+
+    def generate(self, noise: Noise) -> Tensor:
+        with self.evaluating():
+            return self.generator(noise["z"], noise["class"])
+
+    def previews(self, fixed: Noise) -> dict[str, Tensor]:
+        """Samples, and one row per class over the same noise (2D data: samples coloured by class)."""
+        samples = self.generate(fixed)
+        if samples.dim() == 2:
+            return {"samples": samples, "classes": labelled_points(samples, fixed["class"])}
+        z, y = class_rows(fixed["z"], self.num_classes)
+        return {"samples": samples, "classes": self.generate({"z": z, "class": y})}

@@ -1,0 +1,181 @@
+"""InfoGAN (Chen et al. 2016): a GAN whose generator input carries latent codes that a head Q
+recovers from the samples, maximising a lower bound on their mutual information.
+
+G sees [z, one-hot(c_cat), c_cont] with c_cat uniform over `categorical` values and
+c_cont uniform on [-1, 1]^`continuous`. Q shares the critic's body (nets/heads.py) and
+outputs the categorical logits and, per continuous code, a Gaussian mean (and log-std
+when `learn_std`). A step is the paper's order: `n_critic` critic updates, then G and Q
+together on the adversarial loss + `lambda_info` x (-L_I). Optimizer roles:
+`discriminator` = critic body + D head, `generator` = G + Q head.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from genrun.data.bundle import Batch, DataBundle
+from genrun.engine.images import labelled_points, square_indices
+from genrun.errors import GenrunError
+from genrun.losses.adversarial import AdversarialLoss
+from genrun.metrics.codes import matched_accuracy
+from genrun.metrics.heldout import has_labels, in_chunks, split_batch
+from genrun.metrics.probe import probe_accuracies
+from genrun.nets.conditional import NetFactory
+from genrun.nets.heads import SharedBody
+from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+
+MIN_LOG_STD = -4.0  # a learned std below e^-4 only inflates the continuous bound
+
+
+def categorical_mi_bound(logits: Tensor, codes: Tensor) -> Tensor:
+    """L_I = H(c) + E[log Q(c | x)] for c uniform over k values (Chen et al. 2016, eq. 4), nats."""
+    return math.log(logits.shape[1]) - F.cross_entropy(logits, codes)
+
+
+def gaussian_nll(mean: Tensor, log_std: Tensor, c: Tensor) -> Tensor:
+    """-log N(c; mean, exp(log_std)^2), summed over code dimensions, mean over the batch."""
+    elem = 0.5 * ((c - mean) * torch.exp(-log_std)).pow(2) + log_std + 0.5 * math.log(2 * math.pi)
+    return elem.sum(1).mean()
+
+
+def continuous_mi_bound(mean: Tensor, log_std: Tensor, c: Tensor) -> Tensor:
+    """L_I = h(c) + E[log Q(c | x)] for c uniform on [-1, 1]^n (h = n log 2), factored Gaussian Q."""
+    return c.shape[1] * math.log(2.0) - gaussian_nll(mean, log_std, c)
+
+
+class InfoGANPipeline(Pipeline):
+    loss_kinds = ("adversarial",)
+    primary_metric = "loss/g"
+
+    def __init__(
+        self,
+        generator: NetFactory,
+        discriminator: NetFactory,
+        loss: AdversarialLoss,
+        optimizers: Mapping[str, OptimizerFactory],
+        device: torch.device | str = "cpu",
+        z_dim: int = 62,
+        categorical: int = 10,
+        continuous: int = 2,
+        lambda_info: float = 1.0,
+        learn_std: bool = False,
+        features: int = 128,
+        n_critic: int = 1,
+        arch: str = "conv",  # names the network files in the config; recorded, not used here
+    ) -> None:
+        if categorical < 2:
+            raise GenrunError(f"model.categorical={categorical}: the categorical code needs k >= 2 values")
+        if continuous < 0 or lambda_info < 0:
+            raise GenrunError(f"model.continuous={continuous} and model.lambda_info={lambda_info} must be >= 0")
+        super().__init__(loss, optimizers, device)
+        self.z_dim, self.k, self.n_cont, self.n_critic = z_dim, categorical, continuous, n_critic
+        self.lambda_info, self.learn_std = lambda_info, learn_std
+        q_dim = categorical + continuous * (2 if learn_std else 1)
+        self.generator = self.add_net("generator", generator(z_dim=z_dim + categorical + continuous))
+        self.discriminator = self.add_net("discriminator", SharedBody(discriminator, q_dim, features, features))
+        self.opt_d = self.add_optimizer("discriminator", self.discriminator.body, self.discriminator.d_head)
+        self.opt_g = self.add_optimizer("generator", self.generator, self.discriminator.q_head)
+
+    # -- codes ------------------------------------------------------------------------------
+    def latent(self, noise: Noise) -> Tensor:
+        """G's input [z, one-hot(code), cont]."""
+        return torch.cat([noise["z"], F.one_hot(noise["code"], self.k).to(noise["z"].dtype), noise["cont"]], 1)
+
+    def split_q(self, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Q's output -> categorical logits, continuous means, continuous log-stds."""
+        logits, mean = q[:, : self.k], q[:, self.k : self.k + self.n_cont]
+        if self.learn_std:
+            log_std = q[:, self.k + self.n_cont :].clamp(min=MIN_LOG_STD)
+        else:
+            log_std = torch.zeros_like(mean)  # fixed unit std: the paper's factored Gaussian
+        return logits, mean, log_std
+
+    def info_terms(self, q: Tensor, noise: Noise) -> dict[str, Tensor]:
+        """The MI lower bound's parts: categorical and continuous, each in nats."""
+        logits, mean, log_std = self.split_q(q)
+        terms = {"info/cat": categorical_mi_bound(logits, noise["code"])}
+        if self.n_cont:
+            terms["info/cont"] = continuous_mi_bound(mean, log_std, noise["cont"])
+        return terms
+
+    # -- training ---------------------------------------------------------------------------
+    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
+        for _ in range(self.n_critic):
+            real = next_batch()["x"]
+            scalars = self.discriminator_phase(real)
+        scalars.update(self.generator_q_phase(real.shape[0]))
+        return scalars
+
+    def discriminator_phase(self, real: Tensor) -> dict[str, Tensor]:
+        """Dmain (+ Dreg): the critic learns to tell real images from coded samples."""
+        with torch.no_grad():
+            fake = self.generator(self.latent(self.sample_noise(real.shape[0])))
+        loss_d = self.loss.d_loss(self.discriminator(real), self.discriminator(fake))
+        regs = self.loss.regularizers(self.discriminator, real, fake)
+        update(sum(regs.values(), start=loss_d), self.opt_d)
+        self.loss.after_critic_step(self.discriminator)
+        return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+
+    def generator_q_phase(self, n: int) -> dict[str, Tensor]:
+        """G and Q: min adversarial loss - lambda_info * L_I, the critic's body and D head frozen."""
+        noise = self.sample_noise(n)
+        with ExitStack() as stack:
+            stack.enter_context(frozen(self.discriminator.body))
+            stack.enter_context(frozen(self.discriminator.d_head))
+            logits, q = self.discriminator.both(self.generator(self.latent(noise)))
+            loss_g = self.loss.g_loss(logits)
+            info = self.info_terms(q, noise)
+            update(loss_g - self.lambda_info * sum(info.values()), self.opt_g)
+        return {"loss/g": loss_g.detach(), **{k: v.detach() for k, v in info.items()}}
+
+    # -- sampling and pictures -------------------------------------------------------------
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
+        return {
+            "z": self.gaussian(n, self.z_dim, generator=generator),
+            "code": torch.randint(self.k, (n,), device=self.device, generator=generator),
+            "cont": torch.rand(n, self.n_cont, device=self.device, generator=generator) * 2 - 1,
+        }
+
+    def generate(self, noise: Noise) -> Tensor:
+        with self.evaluating():
+            return self.generator(self.latent(noise))
+
+    def previews(self, fixed: Noise) -> dict[str, Tensor]:
+        """Samples; one row per categorical value over the same noise; a sweep of each
+        continuous code over [-2, 2] (columns) per categorical value (rows). 2D data: samples
+        coloured by their categorical value."""
+        samples = self.generate(fixed)
+        if samples.dim() == 2:
+            return {"samples": samples, "classes": labelled_points(samples, fixed["code"])}
+        row, col = square_indices(self.k, self.device)
+        grid = {"z": fixed["z"][col % len(fixed["z"])], "code": row, "cont": fixed["cont"][col % len(fixed["z"])]}
+        pictures = {"samples": samples, "classes": self.generate(grid)}
+        values = torch.linspace(-2, 2, self.k, device=self.device)
+        for j in range(self.n_cont):
+            cont = torch.zeros(self.k * self.k, self.n_cont, device=self.device)
+            cont[:, j] = values[col]
+            sweep = {"z": fixed["z"][:1].expand(self.k * self.k, -1), "code": row, "cont": cont}
+            pictures[f"continuous{j}"] = self.generate(sweep)
+        return pictures
+
+    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
+        """`code_accuracy`: Q's categorical code of held-out data vs its labels (best one-to-one
+        match of code values to classes); linear probes of Q's outputs."""
+        test = split_batch(data, "test", self.device)
+        if not has_labels(test):
+            return {}
+
+        def q_codes(batch: Batch) -> Tensor:
+            return self.discriminator.both(batch["x"])[1]
+
+        with self.evaluating():
+            codes = in_chunks(q_codes, test)[:, : self.k].argmax(1)
+            metrics = {"code_accuracy": matched_accuracy(codes, test["y"])}
+            metrics.update(probe_accuracies(q_codes, data, self.device))
+        return metrics
