@@ -1,0 +1,176 @@
+"""MINE (Belghazi et al. 2018): estimate I(X; Z), alone or as GAN+MINE's generator regulariser.
+
+Alone (`model=mine`), each example is a pair stacked as [2, *item] (x in row 0, z in row 1,
+e.g. dataset=gaussians_corr); a step ascends the bound on one batch, with marginal pairs made
+by shuffling z within the batch. As a regulariser (`model=gan +mine=dv`), the generator also
+maximises beta * I(c; G(z)) with c the first `code_dim` entries of z (sec. 5.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from genrun.data.bundle import Batch, DataBundle
+from genrun.errors import GenrunError
+from genrun.losses.mine import MIObjective
+from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+
+Statistics = Callable[[Tensor, Tensor], Tensor]
+EVAL_CHUNK = 65_536  # pairs per forward pass at evaluation
+HEATMAP_SIDE, HEATMAP_EXTENT = 128, 3.0  # preview: T over (x_1, z_1) in [-3, 3]^2
+
+
+def statistics_values(statistics: Statistics, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    """T on the joint pairs (x_i, z_i) and on marginal pairs (x_i, z_perm(i)), z shuffled in the batch."""
+    shuffled = z[torch.randperm(z.shape[0], device=z.device)]
+    return statistics(x, z), statistics(x, shuffled)
+
+
+def add_optimizer_as(pipeline: Pipeline, name: str, settings_role: str, *nets: nn.Module) -> torch.optim.Optimizer:
+    """Register an optimizer under `name` built with the `settings_role` entry of the optimizer config.
+
+    The optimizer configs have no `mine` role yet, so MINE borrows another role's settings;
+    its own name keeps it apart from that role's optimizer in the checkpoint.
+    """
+    if name == settings_role:
+        return pipeline.add_optimizer(name, *nets)
+    factory = pipeline.optimizer_factories.get(settings_role)
+    if not callable(factory):
+        valid = ", ".join(k for k, v in pipeline.optimizer_factories.items() if callable(v))
+        raise GenrunError(f"optimizer_role={settings_role!r}: the optimizer config has no such role (roles there: {valid})")
+    if name in pipeline.optimizers:
+        raise GenrunError(f"an optimizer named {name!r} is already registered")
+    pipeline.optimizers[name] = factory([p for net in nets for p in net.parameters()])
+    return pipeline.optimizers[name]
+
+
+class MINEPipeline(Pipeline):
+    loss_kinds = ("mi",)
+    primary_metric = "mi_estimate"  # the held-out estimate
+
+    def __init__(
+        self,
+        statistics: nn.Module,
+        loss: MIObjective,
+        optimizers: dict[str, OptimizerFactory],
+        device: torch.device | str = "cpu",
+        optimizer_role: str = "discriminator",
+        ema: float = 0.99,
+        eval_shifts: int = 8,
+    ) -> None:
+        super().__init__(loss, optimizers, device, ema=ema)
+        if eval_shifts < 1:
+            raise GenrunError(f"model.eval_shifts={eval_shifts}: must be >= 1")
+        self.eval_shifts = eval_shifts
+        self.statistics = self.add_net("statistics", statistics)
+        # T's weights averaged over steps: SGD noise in T costs the bound ~Var(T - T*)/2, averaging removes most
+        self.add_ema("statistics")
+        state = loss.new_state()
+        self.state = self.add_net("moving_average", state) if state is not None else None
+        self.opt = add_optimizer_as(self, "mine", optimizer_role, self.statistics)
+
+    def split(self, pairs: Tensor) -> tuple[Tensor, Tensor]:
+        """[N, 2, *item] pairs -> x, z (each [N, *item]), checked against the network's sizes."""
+        sizes = (getattr(self.statistics, "x_size", None), getattr(self.statistics, "z_size", None))
+        if pairs.dim() < 2 or pairs.shape[1] != 2 or (None not in sizes and pairs[0, 0].numel() != sizes[0]):
+            raise GenrunError(
+                f"model=mine needs paired data [N, 2, dim] (e.g. dataset=gaussians_corr), got examples of "
+                f"shape {list(pairs.shape[1:])}"
+            )
+        return pairs[:, 0], pairs[:, 1]
+
+    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
+        x, z = self.split(next_batch()["x"])
+        mi = self.loss.surrogate(*statistics_values(self.statistics, x, z), self.state)
+        update(-mi, self.opt)
+        self.update_ema()
+        return {"mine/mi": mi.detach()}
+
+    def values(self, x: Tensor, z: Tensor) -> Tensor:
+        """The averaged T (when `ema` > 0) on many pairs, chunk by chunk (eval mode, no gradients)."""
+        statistics = self.sampling_net("statistics")
+        with self.evaluating():
+            return torch.cat([statistics(a, b) for a, b in zip(x.split(EVAL_CHUNK), z.split(EVAL_CHUNK), strict=True)])
+
+    def held_out_estimate(self, pairs: Tensor) -> float:
+        """The bound of the averaged T on held-out pairs; marginal pairs are the shifts (x_i, z_{i+k})."""
+        x, z = self.split(pairs.to(self.device))
+        if len(x) < 2:
+            raise GenrunError(f"the held-out estimate needs at least 2 pairs, got {len(x)}")
+        shifts = range(1, min(self.eval_shifts, len(x) - 1) + 1)
+        t_marginal = torch.cat([self.values(x, z.roll(k, 0)) for k in shifts])
+        return float(self.loss.bound(self.values(x, z), t_marginal))
+
+    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
+        """mi_estimate (held-out split, else the training set) and mi_true when the data knows it, in nats."""
+        pairs = data.test if isinstance(data.test, Tensor) else data.train
+        estimate = self.held_out_estimate(pairs)
+        metrics: dict[str, float] = {"mi_estimate": estimate if torch.isfinite(torch.tensor(estimate)) else None}
+        truth = getattr(data, "mutual_information", None)
+        if truth is not None:
+            metrics["mi_true"] = float(truth)
+        return metrics
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
+        """MINE has no generator and no noise: the pictures are a fixed grid over (x_1, z_1)."""
+        axis = torch.linspace(-HEATMAP_EXTENT, HEATMAP_EXTENT, HEATMAP_SIDE, device=self.device)
+        z1, x1 = torch.meshgrid(axis.flip(0), axis, indexing="ij")  # rows: z_1 from top (+) to bottom (-)
+        return {"grid": torch.stack([x1.flatten(), z1.flatten()], 1)}
+
+    def generate(self, noise: Noise) -> Tensor:
+        """A [1, 1, H, W] heat map of e^(T - max T) (averaged T) over the grid (x_1 across, z_1 up; other coordinates 0):
+        the learned density ratio dP/dQ up to scale, in [-1, 1] for the image writer."""
+        grid = noise["grid"]
+        size = getattr(self.statistics, "x_size", 1)
+        x = torch.zeros(len(grid), size, device=self.device)
+        z = torch.zeros_like(x)
+        x[:, 0], z[:, 0] = grid[:, 0], grid[:, 1]
+        t = self.values(x, z)
+        side = int(round(len(grid) ** 0.5))
+        ratio = torch.exp(t - t.max()).view(1, 1, side, side)
+        return 2 * ratio - 1
+
+
+class MINERegularizer:
+    """GAN+MINE (Belghazi et al. 2018, sec. 5.1): G also maximises beta * I(c; G(z)) against mode dropping.
+
+    Plugs into GANPipeline's `regularizers`: each generator step first trains the statistics
+    network on (c, G(z)) pairs (detached), then returns -beta times its MI estimate, whose
+    gradient reaches G through the (frozen) statistics network.
+    """
+
+    def __init__(
+        self,
+        statistics: nn.Module,
+        objective: MIObjective,
+        beta: float = 1.0,
+        code_dim: int | None = None,
+        optimizer_role: str = "discriminator",
+    ) -> None:
+        if beta < 0:
+            raise GenrunError(f"mine.beta={beta}: must be >= 0")
+        self.statistics, self.objective, self.beta = statistics, objective, beta
+        self.code_dim, self.optimizer_role = code_dim, optimizer_role
+        self.state: nn.Module | None = None
+
+    def attach(self, pipeline: Pipeline) -> None:
+        z_dim = getattr(pipeline, "z_dim", None)
+        if self.code_dim is not None and z_dim is not None and not 1 <= self.code_dim <= z_dim:
+            raise GenrunError(f"mine.code_dim={self.code_dim}: must be between 1 and model.z_dim={z_dim}")
+        self.statistics = pipeline.add_net("mine_statistics", self.statistics)
+        state = self.objective.new_state()
+        if state is not None:
+            self.state = pipeline.add_net("mine_moving_average", state)
+        self.opt = add_optimizer_as(pipeline, "mine", self.optimizer_role, self.statistics)
+
+    def generator_terms(self, z: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        code = z[:, : self.code_dim] if self.code_dim is not None else z
+        mi = self.objective.surrogate(*statistics_values(self.statistics, code.detach(), fake.detach()), self.state)
+        update(-mi, self.opt)
+        with frozen(self.statistics):
+            g_mi = self.objective.surrogate(*statistics_values(self.statistics, code, fake), self.state, update=False)
+        # "mine/mi" is detached: it is logged and adds nothing to the generator's gradient
+        return {"mine/g_term": -self.beta * g_mi, "mine/mi": mi.detach()}
