@@ -119,10 +119,13 @@ def test_mine_estimates_the_mutual_information_of_correlated_gaussians(tmp_path,
     assert picture.exists()
 
 
-def test_mine_preview_is_the_learned_density_ratio_over_x1_z1():
-    pipeline = build_pipeline(compose_config(*MINE_FAST), torch.device("cpu"))
-    heat = pipeline.sample(4)
-    assert heat.shape == (1, 1, 128, 128) and heat.min() >= -1 and heat.max() == 1
+def test_mine_picture_is_a_heat_map_of_the_statistics_network_over_x1_z1():
+    pipeline = build_pipeline(compose_config(*MINE_FAST, "dataset.dim=3", "model.ema=0"), torch.device("cpu"))
+    # T(x, z) = x_1 * z_1: bright where x_1 and z_1 agree, dark where they differ
+    pipeline.statistics.forward = lambda x, z: x[:, 0] * z[:, 0]
+    heat = pipeline.sample(4)[0, 0]
+    assert heat.shape == (128, 128) and heat.min() == -1 and heat.max() == 1
+    assert heat[0, -1] == 1 and heat[-1, 0] == 1 and heat[0, 0] == -1  # top right (3, 3), bottom left (-3, -3)
 
 
 def test_moving_average_round_trips_a_checkpoint_and_resume_is_bit_exact(tmp_path):
@@ -157,6 +160,19 @@ def test_plus_mine_adds_the_regulariser_to_the_gan_config():
     assert list(mine.statistics.z_shape) == [2]
     assert compose_config(*gan_mine("+mine=f")).model.regularizers.mine.objective._target_.endswith("FDivergence")
     assert "regularizers" not in compose_config("model=gan").model
+    dcgan = build_pipeline(compose_config("model=dcgan", "+mine=f", "model.regularizers.mine.code_dim=3"),
+                           torch.device("cpu"))  # images: T reads the code and the flattened image
+    assert dcgan.regularizers["mine"].statistics.x_size == 3 and dcgan.regularizers["mine"].statistics.z_size == 256
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.regularizers.mine.beta=-1", r"model.regularizers.mine.beta=-1"),
+    ("model.regularizers.mine.code_dim=17", r"code_dim=17: must be between 1 and model.z_dim=16"),
+    ("model.regularizers.mine.optimizer_role=critic", r"optimizer_role='critic'.*roles there: generator"),
+])
+def test_mine_regulariser_settings_are_validated(override, message):
+    with pytest.raises(GenrunError, match=message):
+        build_pipeline(compose_config(*gan_mine("+mine=dv", override)), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("variant", ["dv", "f"])

@@ -20,7 +20,7 @@ from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, upd
 
 Statistics = Callable[[Tensor, Tensor], Tensor]
 EVAL_CHUNK = 65_536  # pairs per forward pass at evaluation
-HEATMAP_SIDE, HEATMAP_EXTENT = 128, 3.0  # preview: T over (x_1, z_1) in [-3, 3]^2
+HEATMAP_SIDE, HEATMAP_EXTENT = 128, 3.0  # pictures: T over (x_1, z_1) in [-3, 3]^2
 
 
 def statistics_values(statistics: Statistics, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -104,11 +104,12 @@ class MINEPipeline(Pipeline):
         t_marginal = torch.cat([self.values(x, z.roll(k, 0)) for k in shifts])
         return float(self.loss.bound(self.values(x, z), t_marginal))
 
-    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
-        """mi_estimate (held-out split, else the training set) and mi_true when the data knows it, in nats."""
+    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float | None]:
+        """mi_estimate (held-out split, else the training set; None if not finite) and mi_true when
+        the data knows it, in nats."""
         pairs = data.test if isinstance(data.test, Tensor) else data.train
         estimate = self.held_out_estimate(pairs)
-        metrics: dict[str, float] = {"mi_estimate": estimate if torch.isfinite(torch.tensor(estimate)) else None}
+        metrics: dict[str, float | None] = {"mi_estimate": estimate if torch.isfinite(torch.tensor(estimate)) else None}
         truth = getattr(data, "mutual_information", None)
         if truth is not None:
             metrics["mi_true"] = float(truth)
@@ -121,8 +122,11 @@ class MINEPipeline(Pipeline):
         return {"grid": torch.stack([x1.flatten(), z1.flatten()], 1)}
 
     def generate(self, noise: Noise) -> Tensor:
-        """A [1, 1, H, W] heat map of e^(T - max T) (averaged T) over the grid (x_1 across, z_1 up; other coordinates 0):
-        the learned density ratio dP/dQ up to scale, in [-1, 1] for the image writer."""
+        """A [1, 1, H, W] heat map of T (averaged) over the grid, x_1 across and z_1 up (other coordinates 0).
+
+        T approximates log dP/dQ up to a constant: bright where T deems (x_1, z_1) a joint pair.
+        Scaled from its range on the grid to [-1, 1] for the image writer.
+        """
         grid = noise["grid"]
         size = getattr(self.statistics, "x_size", 1)
         x = torch.zeros(len(grid), size, device=self.device)
@@ -130,8 +134,8 @@ class MINEPipeline(Pipeline):
         x[:, 0], z[:, 0] = grid[:, 0], grid[:, 1]
         t = self.values(x, z)
         side = int(round(len(grid) ** 0.5))
-        ratio = torch.exp(t - t.max()).view(1, 1, side, side)
-        return 2 * ratio - 1
+        low, high = t.min(), t.max()
+        return (2 * (t - low) / (high - low).clamp_min(1e-12) - 1).view(1, 1, side, side)
 
 
 class MINERegularizer:
@@ -151,7 +155,7 @@ class MINERegularizer:
         optimizer_role: str = "discriminator",
     ) -> None:
         if beta < 0:
-            raise GenrunError(f"mine.beta={beta}: must be >= 0")
+            raise GenrunError(f"model.regularizers.mine.beta={beta}: must be >= 0")
         self.statistics, self.objective, self.beta = statistics, objective, beta
         self.code_dim, self.optimizer_role = code_dim, optimizer_role
         self.state: nn.Module | None = None
@@ -159,7 +163,9 @@ class MINERegularizer:
     def attach(self, pipeline: Pipeline) -> None:
         z_dim = getattr(pipeline, "z_dim", None)
         if self.code_dim is not None and z_dim is not None and not 1 <= self.code_dim <= z_dim:
-            raise GenrunError(f"mine.code_dim={self.code_dim}: must be between 1 and model.z_dim={z_dim}")
+            raise GenrunError(
+                f"model.regularizers.mine.code_dim={self.code_dim}: must be between 1 and model.z_dim={z_dim}"
+            )
         self.statistics = pipeline.add_net("mine_statistics", self.statistics)
         state = self.objective.new_state()
         if state is not None:
