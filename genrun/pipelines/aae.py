@@ -20,7 +20,7 @@ from genrun.engine.images import labelled_points, paired_rows
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.metrics.recon import autoencoder_metrics
 from genrun.nets.priors import Prior
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
 
 PRIOR_POINTS = 2000  # prior samples drawn in grey under the codes of the latent picture
 
@@ -87,11 +87,7 @@ class AAEPipeline(Pipeline):
         with torch.no_grad():
             codes = self.encode(x)
         prior = self.prior.sample(len(x), self.device)
-        loss_d = self.loss.d_loss(self.discriminator(prior), self.discriminator(codes))
-        regs = self.loss.regularizers(self.discriminator, prior, codes)
-        update(sum(regs.values(), start=loss_d), self.opt_d)
-        self.loss.after_critic_step(self.discriminator)
-        return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+        return critic_update(self.loss, self.discriminator, self.opt_d, self.discriminator, prior, codes)
 
     def generator_phase(self, x: Tensor) -> dict[str, Tensor]:
         """The encoder moves its codes to where the frozen critic scores them as prior samples."""

@@ -187,3 +187,16 @@ def frozen(net: nn.Module) -> Iterator[None]:
         yield
     finally:
         net.requires_grad_(True)
+
+
+def critic_update(loss: Any, net: nn.Module, optimizer: torch.optim.Optimizer, critic: Callable[[Tensor], Tensor],
+                  real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+    """One update of an adversarial critic: its loss plus the objective's regularisers, then the
+    objective's post-step hook (e.g. WGAN clipping). `critic` maps inputs to logits (it may close
+    over conditioning, e.g. labels); `net` is the module the hook acts on."""
+    loss_d = loss.d_loss(critic(real), critic(fake))
+    regs = loss.regularizers(critic, real, fake)
+    update(sum(regs.values(), start=loss_d), optimizer)
+    loss.after_critic_step(net)
+    return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+

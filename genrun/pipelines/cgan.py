@@ -20,7 +20,7 @@ from genrun.engine.images import labelled_points, square_indices
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.nets.conditional import LabelledGenerator, NetFactory, ProjectionCritic
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
 
 
 def require_classes(num_classes: int, model: str) -> None:
@@ -87,11 +87,7 @@ class CGANPipeline(Pipeline):
         def critic(x: Tensor) -> Tensor:
             return self.discriminator(x, y)
 
-        loss_d = self.loss.d_loss(critic(real), critic(fake))
-        regs = self.loss.regularizers(critic, real, fake)
-        update(sum(regs.values(), start=loss_d), self.opt_d)
-        self.loss.after_critic_step(self.discriminator)
-        return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+        return critic_update(self.loss, self.discriminator, self.opt_d, critic, real, fake)
 
     def generator_phase(self, n: int) -> dict[str, Tensor]:
         """Gmain: G(z, y) for uniform labels y moves to where the frozen critic scores (x, y) real."""

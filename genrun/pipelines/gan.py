@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from genrun.data.bundle import Batch
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
 
 
 class GeneratorRegularizer(Protocol):
@@ -91,11 +91,7 @@ class GANPipeline(Pipeline):
         with torch.no_grad():
             fake = self.generator(self.gaussian(real.shape[0], self.z_dim))
         real, fake = pack_samples(real, self.pack), pack_samples(fake, self.pack)
-        loss_d = self.loss.d_loss(self.discriminator(real), self.discriminator(fake))
-        regs = self.loss.regularizers(self.discriminator, real, fake)
-        update(sum(regs.values(), start=loss_d), self.opt_d)
-        self.loss.after_critic_step(self.discriminator)
-        return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+        return critic_update(self.loss, self.discriminator, self.opt_d, self.discriminator, real, fake)
 
     def generator_phase(self, n: int, real: Tensor | None = None) -> dict[str, Tensor]:
         """Gmain: the generator moves its samples to where the (frozen) critic scores them real

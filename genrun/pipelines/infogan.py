@@ -28,7 +28,7 @@ from genrun.metrics.heldout import has_labels, in_chunks, split_batch
 from genrun.metrics.probe import probe_accuracies
 from genrun.nets.conditional import NetFactory
 from genrun.nets.heads import SharedBody
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
 
 MIN_LOG_STD = -4.0  # a learned std below e^-4 only inflates the continuous bound
 
@@ -116,11 +116,7 @@ class InfoGANPipeline(Pipeline):
         """Dmain (+ Dreg): the critic learns to tell real images from coded samples."""
         with torch.no_grad():
             fake = self.generator(self.latent(self.sample_noise(real.shape[0])))
-        loss_d = self.loss.d_loss(self.discriminator(real), self.discriminator(fake))
-        regs = self.loss.regularizers(self.discriminator, real, fake)
-        update(sum(regs.values(), start=loss_d), self.opt_d)
-        self.loss.after_critic_step(self.discriminator)
-        return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+        return critic_update(self.loss, self.discriminator, self.opt_d, self.discriminator, real, fake)
 
     def generator_q_phase(self, n: int) -> dict[str, Tensor]:
         """G and Q: min adversarial loss - lambda_info * L_I, the critic's body and D head frozen."""
