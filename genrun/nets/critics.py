@@ -14,16 +14,18 @@ from genrun.nets import conv, mlp
 
 
 def conv_body(shape: Sequence[int], out_dim: int, width: int = 64, norm: str = "batch",
-              spectral_norm: bool = False) -> nn.Module:
+              spectral_norm: bool = False, minibatch_discrimination: int = 0) -> nn.Module:
     """DCGAN's discriminator trunk ending in `out_dim` features (raw, no activation)."""
-    return conv.Discriminator(shape, width, norm, out_dim, spectral_norm=spectral_norm)
+    return conv.Discriminator(shape, width, norm, out_dim, spectral_norm=spectral_norm,
+                              minibatch_discrimination=minibatch_discrimination)
 
 
 def mlp_body(shape: Sequence[int], out_dim: int, width: int = 256, depth: int = 3, norm: str = "none",
-             spectral_norm: bool = False) -> nn.Module:
+             spectral_norm: bool = False, minibatch_discrimination: int = 0) -> nn.Module:
     """The MLP critic ending in `out_dim` features.
 
     `norm` is accepted for the common signature: the MLP has no normalisation layer, which
     every objective allows (a gradient penalty only forbids batch coupling).
     """
-    return mlp.Discriminator(shape, width, depth, out_dim, spectral_norm=spectral_norm)
+    return mlp.Discriminator(shape, width, depth, out_dim, spectral_norm=spectral_norm,
+                             minibatch_discrimination=minibatch_discrimination)
