@@ -21,7 +21,7 @@ from genrun.engine.images import labelled_points, paired_rows
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.metrics.recon import autoencoder_metrics
 from genrun.nets.conditional import JointCritic, NetFactory
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
 
 
 class BiGANPipeline(Pipeline):
@@ -82,12 +82,9 @@ class BiGANPipeline(Pipeline):
         with torch.no_grad():
             z = self.gaussian(len(x), self.z_dim)
             fake, code = self.generator(z), self.encode(x)
-        loss_d = self.loss.d_loss(self.discriminator(x, code), self.discriminator(fake, z))
         packed_real, packed_fake = torch.cat([x.flatten(1), code], 1), torch.cat([fake.flatten(1), z], 1)
-        regs = self.loss.regularizers(self.pair_critic(x.shape), packed_real, packed_fake)
-        update(sum(regs.values(), start=loss_d), self.opt_d)
-        self.loss.after_critic_step(self.discriminator)
-        return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+        return critic_update(self.loss, self.discriminator, self.opt_d, self.pair_critic(x.shape),
+                             packed_real, packed_fake)
 
     def generator_encoder_phase(self, x: Tensor) -> dict[str, Tensor]:
         """G and E together: the critic's objective with the pairs' roles swapped."""
