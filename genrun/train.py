@@ -98,7 +98,15 @@ def build_pipeline(cfg: DictConfig, device: torch.device) -> Pipeline:
     check_model_accepts_loss(cfg)
     loss = build(cfg.loss, f"loss={config_name(cfg, 'loss')}")
     optimizers = build(cfg.optimizer, f"optimizer={config_name(cfg, 'optimizer')}")
-    return build(cfg.model, f"model={config_name(cfg, 'model')}", loss=loss, optimizers=optimizers, device=device)
+    pipeline = build(cfg.model, f"model={config_name(cfg, 'model')}", loss=loss, optimizers=optimizers, device=device)
+    if cfg.get("scheduler") is not None:
+        what = f"scheduler={config_name(cfg, 'scheduler')}"
+        factory = build(cfg.scheduler, what)
+        try:
+            pipeline.add_schedulers(factory)
+        except (TypeError, ValueError) as exc:
+            raise GenrunError(f"cannot build {what}: {exc}") from exc
+    return pipeline
 
 
 def build_data(cfg: DictConfig) -> DataBundle:
@@ -200,7 +208,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     pipeline = build_pipeline(cfg, device)
     if float(trainer.get("ema", 0.0)) > 0 and not pipeline.ema_sources:
         raise GenrunError(f"trainer.ema={trainer.ema}: model={config_name(cfg, 'model')} keeps no EMA copy "
-                          "(families with EMA: gan, dcgan); use trainer.ema=0")
+                          "(families with EMA: gan, dcgan, mine); use trainer.ema=0")
     batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)))
     if checkpoint is not None:
         start, noise = restore(checkpoint, pipeline, batches)

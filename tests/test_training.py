@@ -74,10 +74,12 @@ RESUME_CASES = [
     ("dcgan", ["loss=wgan_gp", "trainer.n_critic=2"]),  # GP draws random alphas: RNG must resume
     ("gan", ["dataset=ring8", "trainer.batch_size=32"]),
     ("vae", ["dataset.image_size=16"]),
+    # the schedule's position is part of the state (T_max fixed: the first half runs 15 of 30 steps)
+    ("gan", ["dataset=ring8", "trainer.batch_size=32", "scheduler=cosine", "scheduler.T_max=30"]),
 ]
 
 
-@pytest.mark.parametrize("model,extra", RESUME_CASES, ids=[c[0] for c in RESUME_CASES])
+@pytest.mark.parametrize("model,extra", RESUME_CASES, ids=["dcgan_wgan_gp", "gan_ring8", "vae", "gan_cosine_lr"])
 def test_resume_continues_bit_exactly(tmp_path, model, extra):
     # 300 digits batches of 8 are 224 per epoch: 8 steps x n_critic cross no epoch here, but
     # batch_size 64 below does (1797 // 64 = 28 batches) for the digits runs.
@@ -99,6 +101,26 @@ def test_resume_continues_bit_exactly(tmp_path, model, extra):
     n = assert_bitwise_equal({k: a[k] for k in ("pipeline", "rng", "sample_noise")},
                              {k: b[k] for k in ("pipeline", "rng", "sample_noise")})
     assert n > 10
+
+
+@pytest.mark.parametrize("schedule,halfway,end", [("linear", 0.5, 0.0), ("cosine", 0.5, 0.0), ("step", 0.5, 0.25)])
+def test_learning_rate_schedules_follow_their_formula_for_every_role(tmp_path, schedule, halfway, end):
+    extra = ["scheduler.step_size=4"] if schedule == "step" else []
+    common = [*tiny_overrides("gan", "dataset=ring8", f"scheduler={schedule}", *extra), "optimizer.lr=1e-3"]
+    run(compose_config(*common, "trainer.max_steps=8", "trainer.ckpt_every=4", "trainer.keep_last=5"), tmp_path)
+    lrs = {}
+    for steps in (4, 8):
+        ckpt = load_checkpoint(tmp_path / "checkpoints" / f"step_{steps}.pt")
+        lrs[steps] = {role: opt["param_groups"][0]["lr"] for role, opt in ckpt["pipeline"]["optimizers"].items()}
+    assert set(lrs[8]) == {"generator", "discriminator"}
+    for role in lrs[8]:
+        assert lrs[4][role] == pytest.approx(halfway * 1e-3) and lrs[8][role] == pytest.approx(end * 1e-3, abs=1e-12)
+
+
+def test_a_bad_schedule_setting_is_one_clear_error(tmp_path):
+    with pytest.raises(GenrunError, match="cannot build scheduler=.*factor expected to be between 0 and 1"):
+        run(compose_config(*tiny_overrides("gan", "dataset=ring8", "scheduler=linear", "scheduler.end_factor=2")),
+            tmp_path)
 
 
 def test_checkpoint_round_trips_bit_exactly(tmp_path):

@@ -46,6 +46,7 @@ def fit(
         while step < trainer.max_steps:
             step += 1
             tracker.add(step, pipeline.step(next_batch))
+            pipeline.advance_schedules()
             progress.advance(step)
             final = step == trainer.max_steps or stop.requested
             if step % trainer.log_every == 0 or final:

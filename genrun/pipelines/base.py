@@ -1,6 +1,6 @@
 """The protocol between the training loop and a model family.
 
-The loop only ever calls `step`, `sample_noise`/`generate`, `state_dict`/`load_state_dict`
+The loop only ever calls `step` (then `advance_schedules`), `sample_noise`/`generate`, `state_dict`/`load_state_dict`
 and reads `loss_kinds`/`primary_metric`; everything about networks, objectives and update
 order lives in the family. A family never sees a file, a writer or a progress bar.
 """
@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from genrun.data.bundle import Batch, DataBundle
 from genrun.errors import GenrunError
@@ -42,6 +43,7 @@ class Pipeline:
         self.optimizer_factories = optimizers
         self.nets = nn.ModuleDict()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, LRScheduler] = {}
         if not 0.0 <= ema < 1.0:
             raise GenrunError(f"ema={ema}: the EMA decay must be in [0, 1) (0 = off, e.g. 0.999)")
         self.ema_decay = float(ema)
@@ -62,6 +64,16 @@ class Pipeline:
         params = [p for net in nets for p in net.parameters()]
         self.optimizers[role] = self.optimizer_factories[role](params)
         return self.optimizers[role]
+
+    def add_schedulers(self, factory: Callable[[torch.optim.Optimizer], LRScheduler]) -> None:
+        """One learning-rate schedule per optimizer role (the `scheduler` config group), built
+        after the family made its optimizers, so no family has to know about schedules."""
+        self.schedulers = {role: factory(opt) for role, opt in self.optimizers.items()}
+
+    def advance_schedules(self) -> None:
+        """Called by the loop after every `step`: one schedule step per training step."""
+        for scheduler in self.schedulers.values():
+            scheduler.step()
 
     def add_ema(self, name: str) -> nn.Module | None:
         """Average net `name`'s weights over training (Karras et al. 2018; Yazici et al. 2019).
@@ -127,6 +139,7 @@ class Pipeline:
         return {
             "nets": {name: net.state_dict() for name, net in self.nets.items()},
             "optimizers": {role: opt.state_dict() for role, opt in self.optimizers.items()},
+            "schedulers": {role: sched.state_dict() for role, sched in self.schedulers.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any], optimizers: bool = True) -> None:
@@ -142,6 +155,12 @@ class Pipeline:
         if optimizers:
             for role, opt in self.optimizers.items():
                 opt.load_state_dict(opts[role])
+            scheds = state.get("schedulers", {})
+            if set(scheds) != set(self.schedulers):
+                raise GenrunError(f"checkpoint holds learning-rate schedules for {sorted(scheds)}, "
+                                  f"this run has them for {sorted(self.schedulers)}")
+            for role, sched in self.schedulers.items():
+                sched.load_state_dict(scheds[role])
 
     def _with_ema_of_this_run(self, nets: Mapping[str, Any]) -> dict[str, Any]:
         """Saved nets, minus EMA copies this pipeline no longer keeps, plus ones it now starts."""
