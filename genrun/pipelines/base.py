@@ -22,6 +22,7 @@ from genrun.errors import GenrunError
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 Noise = dict[str, Tensor]
 EMA_SUFFIX = "_ema"
+CALIBRATION_BATCHES, CALIBRATION_SIZE = 8, 256  # inputs that re-estimate an EMA copy's BatchNorm statistics
 
 
 class Pipeline:
@@ -48,6 +49,7 @@ class Pipeline:
             raise GenrunError(f"ema={ema}: the EMA decay must be in [0, 1) (0 = off, e.g. 0.999)")
         self.ema_decay = float(ema)
         self.ema_sources: dict[str, str] = {}  # EMA net name -> the net it averages
+        self.ema_statistics_fresh = False  # EMA copies' BatchNorm statistics fit their weights
         self.use_ema = True  # sample from the EMA copies when there are any (genrun-sample ema=false unsets it)
 
     # -- building -------------------------------------------------------------------------
@@ -92,18 +94,54 @@ class Pipeline:
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        """ema <- decay * ema + (1 - decay) * weights (one fused op per net); buffers copied."""
+        """ema <- decay * ema + (1 - decay) * weights (one fused op per net)."""
         for ema_name, name in self.ema_sources.items():
             ema, net = self.nets[ema_name], self.nets[name]
             torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - self.ema_decay)
-            buffers = list(net.buffers())
-            if buffers:  # e.g. BatchNorm running statistics: not averaged, taken as they are
-                torch._foreach_copy_(list(ema.buffers()), buffers)
+        self.ema_statistics_fresh = False
+
+    @torch.no_grad()
+    def refresh_ema_statistics(self) -> None:
+        """Re-estimate the BatchNorm statistics of each EMA copy on its own activations.
+
+        The live net's running statistics belong to the live weights, not to their average
+        (BigGAN's "standing statistics", Brock et al. 2019, sec. 3.1): the copy runs in train
+        mode over CALIBRATION_BATCHES batches of inputs from a fixed seed with a cumulative
+        average, so the result depends only on its weights (resume stays bit-exact) and the
+        global RNG is untouched. Runs before sampling and saving, only after the copy changed.
+        """
+        if self.ema_statistics_fresh:
+            return
+        for ema_name, name in self.ema_sources.items():
+            net = self.nets[ema_name]
+            norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            if not norms:
+                continue
+            generator, momenta, training = torch.Generator(self.device).manual_seed(0), [m.momentum for m in norms], net.training
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the calibration batches
+            net.train()
+            for _ in range(CALIBRATION_BATCHES):
+                net(*self.calibration_inputs(name, CALIBRATION_SIZE, generator))
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
+            net.train(training)
+        self.ema_statistics_fresh = True
+
+    def calibration_inputs(self, name: str, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
+        """Inputs of net `name` for `n` samples, drawn from `generator` (to re-estimate its EMA
+        copy's BatchNorm statistics); families whose averaged nets have BatchNorm define it."""
+        raise GenrunError(f"{type(self).__name__} keeps an EMA of '{name}', which has BatchNorm, "
+                          "but defines no calibration_inputs for it")
 
     def sampling_net(self, name: str) -> nn.Module:
         """The net samples come from: the EMA copy of `name` when there is one (and `use_ema`)."""
         ema_name = name + EMA_SUFFIX
-        return self.nets[ema_name] if self.use_ema and ema_name in self.ema_sources else self.nets[name]
+        if self.use_ema and ema_name in self.ema_sources:
+            self.refresh_ema_statistics()
+            return self.nets[ema_name]
+        return self.nets[name]
 
     # -- the protocol -----------------------------------------------------------------------
     def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
@@ -136,6 +174,7 @@ class Pipeline:
 
     def state_dict(self) -> dict[str, Any]:
         """Every network and optimizer: all a checkpoint needs from the family."""
+        self.refresh_ema_statistics()
         return {
             "nets": {name: net.state_dict() for name, net in self.nets.items()},
             "optimizers": {role: opt.state_dict() for role, opt in self.optimizers.items()},
@@ -152,6 +191,7 @@ class Pipeline:
             )
         for name, net in self.nets.items():
             net.load_state_dict(nets[name])
+        self.ema_statistics_fresh = False
         if optimizers:
             for role, opt in self.optimizers.items():
                 opt.load_state_dict(opts[role])

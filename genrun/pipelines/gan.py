@@ -117,6 +117,9 @@ class GANPipeline(Pipeline):
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
         return {"z": self.gaussian(n, self.z_dim, generator=generator)}
 
+    def calibration_inputs(self, name: str, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
+        return (self.gaussian(n, self.z_dim, generator=generator),)
+
     def generate(self, noise: Noise) -> Tensor:
         """Samples from the generator's EMA copy when the run keeps one."""
         with self.evaluating():
