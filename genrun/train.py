@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
+import re
 import resource
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +98,62 @@ def check_model_accepts_loss(cfg: DictConfig) -> None:
         )
 
 
+def target_templates(node: Any) -> Iterator[str]:
+    """Every unresolved `_target_` string in a config subtree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "_target_" and isinstance(value, str):
+                yield value
+            else:
+                yield from target_templates(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from target_templates(value)
+
+
+def locatable(path: str) -> bool:
+    """Whether a dotted path names a module or an attribute of one (quietly, unlike Hydra's lookup)."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def choices_for(head: str, tail: str) -> list[str]:
+    """Names v for which `head + v + tail` exists: submodules of a package, or a module's
+    lower-case aliases (e.g. genrun.nets.priors.gaussian)."""
+    module = importlib.import_module(head.rstrip("."))
+    names = [m.name for m in pkgutil.iter_modules(getattr(module, "__path__", []))]
+    names += [n for n, obj in vars(module).items()
+              if n.islower() and not n.startswith("_") and getattr(obj, "__module__", None) == module.__name__]
+    return sorted(n for n in set(names) if locatable(f"{head}{n}{tail}"))
+
+
+def check_target_choices(model: DictConfig) -> None:
+    """A model key spliced into a `_target_` (model.arch, model.prior) must name something that
+    exists; otherwise one line with the valid values instead of Hydra's import error."""
+    for template in target_templates(OmegaConf.to_container(model, resolve=False)):
+        match = re.fullmatch(r"([\w.]+\.)\$\{model\.(\w+)\}([\w.]*)", template)
+        if match is None:
+            continue
+        head, key, tail = match.groups()
+        value = model.get(key)
+        if not locatable(f"{head}{value}{tail}"):
+            raise GenrunError(f"model.{key}={value} is not a valid choice; valid: {', '.join(choices_for(head, tail))}")
+
+
 def build_pipeline(cfg: DictConfig, device: torch.device) -> Pipeline:
     check_model_accepts_loss(cfg)
+    check_target_choices(cfg.model)
     loss = build(cfg.loss, f"loss={config_name(cfg, 'loss')}")
     optimizers = build(cfg.optimizer, f"optimizer={config_name(cfg, 'optimizer')}")
     pipeline = build(cfg.model, f"model={config_name(cfg, 'model')}", loss=loss, optimizers=optimizers, device=device)

@@ -101,3 +101,22 @@ def test_trainer_schema_rejects_wrong_types():
 def test_conv_nets_reject_image_sizes_they_cannot_make():
     with pytest.raises(GenrunError, match="image_size=24"):
         build_pipeline(compose_config("dataset.image_size=24"), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["model=aae", "model.prior=gauss"], "model.prior=gauss is not a valid choice; valid: gaussian, mixture, uniform"),
+    (["model=vae", "model.arch=resnet"], "model.arch=resnet is not a valid choice; valid: conv, mlp"),
+    (["model=infogan", "model.arch=cnn"], "model.arch=cnn is not a valid choice; valid: conv, mlp"),
+])
+def test_a_mistyped_key_inside_a_target_lists_the_valid_values(overrides, message):
+    with pytest.raises(GenrunError) as info:
+        build_pipeline(compose_config(*overrides), torch.device("cpu"))
+    assert str(info.value) == message
+
+
+def test_every_packaged_model_passes_the_target_check():
+    from genrun.train import check_target_choices
+
+    for entry in files("genrun.configs").joinpath("model").iterdir():
+        if entry.name.endswith(".yaml"):
+            check_target_choices(compose_config(f"model={entry.name[:-5]}").model)
