@@ -211,6 +211,15 @@ def restore(checkpoint: dict, pipeline: Pipeline, batches: Batches) -> tuple[int
         raise GenrunError(f"the checkpoint does not fit this model ({type(exc).__name__}: {first})") from exc
 
 
+def warn_if_schedule_ends_early(checkpoint: dict, pipeline: Pipeline, max_steps: int) -> None:
+    """A schedule keeps the length it started with: say so when a resume moves max_steps."""
+    started_with = checkpoint.get("config", {}).get("trainer", {}).get("max_steps")
+    if pipeline.schedulers and started_with is not None and started_with != max_steps:
+        log.warning("trainer.max_steps=%d but the learning-rate schedule was built for %d steps and keeps "
+                    "that length (e.g. scheduler=linear stays at its final rate after step %d)",
+                    max_steps, started_with, started_with)
+
+
 def peak_memory() -> dict[str, float]:
     """Peak resident memory of this process (and CUDA allocations), in MiB."""
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -270,6 +279,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)))
     if checkpoint is not None:
         start, noise = restore(checkpoint, pipeline, batches)
+        warn_if_schedule_ends_early(checkpoint, pipeline, int(trainer.max_steps))
     else:
         start = 0
         noise = preview_inputs(pipeline, data, preview_size(trainer, data), int(trainer.seed))

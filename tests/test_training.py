@@ -117,6 +117,16 @@ def test_learning_rate_schedules_follow_their_formula_for_every_role(tmp_path, s
         assert lrs[4][role] == pytest.approx(halfway * 1e-3) and lrs[8][role] == pytest.approx(end * 1e-3, abs=1e-12)
 
 
+def test_resuming_with_another_max_steps_warns_that_the_schedule_keeps_its_length(tmp_path, caplog):
+    from genrun.task import resume_config
+
+    run(compose_config(*tiny_overrides("gan", "dataset=ring8", "scheduler=linear", "trainer.max_steps=4")), tmp_path)
+    half = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    with caplog.at_level("WARNING", logger="genrun"):
+        run(resume_config(half["config_raw"], ["trainer.max_steps=6"], str(tmp_path)), tmp_path, half)
+    assert "schedule was built for 4 steps" in caplog.text
+
+
 def test_a_bad_schedule_setting_is_one_clear_error(tmp_path):
     with pytest.raises(GenrunError, match="cannot build scheduler=.*factor expected to be between 0 and 1"):
         run(compose_config(*tiny_overrides("gan", "dataset=ring8", "scheduler=linear", "scheduler.end_factor=2")),

@@ -117,7 +117,8 @@ class Pipeline:
             norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
             if not norms:
                 continue
-            generator, momenta, training = torch.Generator(self.device).manual_seed(0), [m.momentum for m in norms], net.training
+            generator = torch.Generator(self.device).manual_seed(0)
+            momenta, training = [m.momentum for m in norms], net.training
             for m in norms:
                 m.reset_running_stats()
                 m.momentum = None  # cumulative average over the calibration batches
