@@ -54,6 +54,8 @@ def _hydra_entry(cfg: DictConfig) -> float:
 def main() -> None:
     """`genrun [overrides]` and `genrun -m [sweep]`: exit 1 when any job failed."""
     register()
+    # a log file that cannot be written (a full disk) must not print logging's own tracebacks
+    logging.raiseExceptions = debug_enabled()
     _hydra_entry()
     if FAILED_JOBS:
         if len(FAILED_JOBS) > 1 or "-m" in sys.argv or "--multirun" in sys.argv:

@@ -5,15 +5,16 @@ Kept free of torch so that `genrun --help` stays fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from genrun.errors import GenrunError
 from genrun.paths import run_folder_of
+from genrun.schema import Range
 
 
 class Device(str, Enum):
@@ -23,24 +24,29 @@ class Device(str, Enum):
     mps = "mps"
 
 
+def within(default: Any, valid: Range) -> Any:
+    """A dataclass field with its valid range (read by genrun.schema.check_ranges)."""
+    return field(default=default, metadata={"range": valid})
+
+
+POSITIVE = Range(1, integer=True)
+
+
 @dataclass
 class TrainerConfig:
     """How long and how a run trains; every key can be overridden on resume."""
 
-    max_steps: int = 4000  # generator (outer) steps
-    batch_size: int = 64
-    n_critic: int = 1  # discriminator updates per generator update
-    ema: float = 0.0  # decay of the sampling nets' weight average (e.g. 0.999); 0 = off
-    seed: int = 0
+    max_steps: int = within(4000, POSITIVE)  # generator (outer) steps
+    batch_size: int = within(64, POSITIVE)
+    n_critic: int = within(1, POSITIVE)  # discriminator updates per generator update
+    ema: float = within(0.0, Range(0, 1, high_open=True))  # decay of the sampling nets' weight average (e.g. 0.999); 0 = off
+    seed: int = within(0, Range(0, integer=True))
     device: Device = Device.auto
-    log_every: int = 50  # scalars are read from the device only at these steps
-    sample_every: int = 500
-    ckpt_every: int = 500
-    keep_last: int = 2  # step_<N>.pt files kept beside last.pt
-    sample_n: int | None = None  # samples per picture; None: 64 images or 1024 2D points
-
-
-POSITIVE_KEYS = ("max_steps", "batch_size", "n_critic", "log_every", "sample_every", "ckpt_every", "sample_n")
+    log_every: int = within(50, POSITIVE)  # scalars are read from the device only at these steps
+    sample_every: int = within(500, POSITIVE)
+    ckpt_every: int = within(500, POSITIVE)
+    keep_last: int = within(2, Range(0, integer=True))  # step_<N>.pt files kept beside last.pt
+    sample_n: int | None = within(None, POSITIVE)  # samples per picture; None: 64 images or 1024 2D points
 
 
 def run_dir(resume: str | None, fresh: str) -> str:
@@ -60,15 +66,3 @@ def register() -> None:
     ConfigStore.instance().store(group="trainer", name="trainer_schema", node=TrainerConfig)
     OmegaConf.register_new_resolver("genrun_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("genrun_hydra_subdir", hydra_subdir, replace=True)
-
-
-def validate_trainer(trainer: DictConfig) -> None:
-    """Reject sizes a type check cannot catch (zero or negative), naming the key."""
-    for f in fields(TrainerConfig):
-        value = trainer[f.name]
-        if f.name in POSITIVE_KEYS and value is not None and value < 1:
-            raise GenrunError(f"trainer.{f.name}={value}: must be a positive integer (>= 1)")
-    if not 0.0 <= trainer.ema < 1.0:
-        raise GenrunError(f"trainer.ema={trainer.ema}: the EMA decay must be in [0, 1) (0 = off, e.g. 0.999)")
-    if trainer.keep_last < 0:
-        raise GenrunError(f"trainer.keep_last={trainer.keep_last}: must be >= 0")

@@ -18,9 +18,9 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from genrun.config import validate_trainer
+from genrun.data.binarize import binarize
 from genrun.data.bundle import Batches, DataBundle
-from genrun.engine.checkpoint import CheckpointDir
+from genrun.engine.checkpoint import CheckpointDir, remove_stale_temp_files
 from genrun.engine.loop import LoopResult, fit
 from genrun.engine.outputs import RunOutputs
 from genrun.engine.rng import rng_state, seed_everything, set_rng_state
@@ -29,6 +29,7 @@ from genrun.engine.tracker import NonFiniteLoss
 from genrun.errors import GenrunError
 from genrun.metrics.modes import mode_metrics
 from genrun.pipelines.base import Noise, Pipeline
+from genrun.schema import check_ranges
 
 log = logging.getLogger("genrun")
 
@@ -138,17 +139,32 @@ def choices_for(head: str, tail: str) -> list[str]:
     return sorted(n for n in set(names) if locatable(f"{head}{n}{tail}"))
 
 
+def target_selectors(model: DictConfig) -> list[tuple[str, str, str]]:
+    """(head, key, tail) of each `_target_` that splices in a model key, e.g. model.arch in
+    `genrun.nets.${model.arch}.Generator`: such keys pick classes, they are not arguments."""
+    selectors = []
+    for template in target_templates(OmegaConf.to_container(model, resolve=False)):
+        match = re.fullmatch(r"([\w.]+\.)\$\{model\.(\w+)\}([\w.]*)", template)
+        if match is not None:
+            selectors.append(match.groups())
+    return selectors
+
+
 def check_target_choices(model: DictConfig) -> None:
     """A model key spliced into a `_target_` (model.arch, model.prior) must name something that
     exists; otherwise one line with the valid values instead of Hydra's import error."""
-    for template in target_templates(OmegaConf.to_container(model, resolve=False)):
-        match = re.fullmatch(r"([\w.]+\.)\$\{model\.(\w+)\}([\w.]*)", template)
-        if match is None:
-            continue
-        head, key, tail = match.groups()
+    for head, key, tail in target_selectors(model):
         value = model.get(key)
         if not locatable(f"{head}{value}{tail}"):
             raise GenrunError(f"model.{key}={value} is not a valid choice; valid: {', '.join(choices_for(head, tail))}")
+
+
+def model_arguments(model: DictConfig) -> DictConfig:
+    """The model node without its selector keys (resolved first, so `_target_`s keep their choice)."""
+    resolved = OmegaConf.create(OmegaConf.to_container(model, resolve=True))
+    for _, key, _ in target_selectors(model):
+        resolved.pop(key, None)
+    return resolved
 
 
 def build_pipeline(cfg: DictConfig, device: torch.device) -> Pipeline:
@@ -156,7 +172,8 @@ def build_pipeline(cfg: DictConfig, device: torch.device) -> Pipeline:
     check_target_choices(cfg.model)
     loss = build(cfg.loss, f"loss={config_name(cfg, 'loss')}")
     optimizers = build(cfg.optimizer, f"optimizer={config_name(cfg, 'optimizer')}")
-    pipeline = build(cfg.model, f"model={config_name(cfg, 'model')}", loss=loss, optimizers=optimizers, device=device)
+    pipeline = build(model_arguments(cfg.model), f"model={config_name(cfg, 'model')}", loss=loss,
+                     optimizers=optimizers, device=device)
     if cfg.get("scheduler") is not None:
         what = f"scheduler={config_name(cfg, 'scheduler')}"
         factory = build(cfg.scheduler, what)
@@ -168,7 +185,8 @@ def build_pipeline(cfg: DictConfig, device: torch.device) -> Pipeline:
 
 
 def build_data(cfg: DictConfig) -> DataBundle:
-    return build(cfg.dataset.source, f"dataset={config_name(cfg, 'dataset')}")
+    data = build(cfg.dataset.source, f"dataset={config_name(cfg, 'dataset')}")
+    return binarize(data, str(cfg.dataset.get("binarize", "none")), cfg.dataset.get("range"))
 
 
 def preview_size(trainer: DictConfig, data: DataBundle) -> int:
@@ -267,7 +285,7 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[str, Any]:
     """Train the run described by `cfg` in `run_dir` (continuing `checkpoint` if given)."""
-    validate_trainer(cfg.trainer)
+    check_ranges(cfg)
     trainer = cfg.trainer
     device = pick_device(trainer.device)
     seed_everything(int(trainer.seed))
@@ -284,6 +302,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
         start = 0
         noise = preview_inputs(pipeline, data, preview_size(trainer, data), int(trainer.seed))
     reference = data.train[:5000] if data.modes is not None else None
+    remove_stale_temp_files(run_dir)  # metrics.json temp files of killed runs
     checkpoints = CheckpointDir(run_dir / "checkpoints", int(trainer.keep_last))
     outputs = RunOutputs(run_dir, start, reference)
     log.info("run folder: %s (device %s, %s, start step %d)", run_dir, device, type(pipeline).__name__, start)
@@ -297,10 +316,13 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
         outputs.metrics(metrics)
         outputs.hparams(flat_hparams(cfg), metrics)
     except NonFiniteLoss as exc:
+        outputs.close_quietly()
         last = f"{checkpoints.last} is the last good checkpoint" if checkpoints.last.exists() else "no checkpoint was written"
         raise GenrunError(f"training diverged: {exc}; stopped ({last})") from exc
-    finally:
-        outputs.close()
+    except BaseException:
+        outputs.close_quietly()  # the first error is the one to report
+        raise
+    outputs.close()
     print_summary(run_dir, metrics)
     if result.exit_code:
         raise SystemExit(result.exit_code)

@@ -126,6 +126,19 @@ BAD_INPUT = [
     (["resume=/no/such/run"], r"'/no/such/run' does not exist"),
     (["dataset.image_size=24"], r"image_size=24: conv nets need 4 \* 2\^k pixels"),
     (["model=vae", "trainer.ema=0.99"], r"trainer.ema=0.99: model=vae keeps no EMA copy"),
+    # every numeric key has a declared range (genrun/schema.py), checked before any work
+    (["trainer.max_steps=-1"], r"trainer.max_steps=-1: must be a positive integer"),
+    (["model.z_dim=0"], r"model.z_dim=0: must be a positive integer \(>= 1\)"),
+    (["model=gan", "model.generator.width=0"], r"model.generator.width=0: must be a positive integer"),
+    (["scheduler=step", "scheduler.step_size=0"], r"scheduler.step_size=0: must be a positive integer"),
+    (["optimizer.lr=-1e-4"], r"optimizer.lr=-0.0001: must be a finite number >= 0"),
+    (["loss=wgan_gp", "loss.lambda_gp=nan"], r"loss.lambda_gp=nan: must be a finite number >= 0"),
+    (["model.generator.width=wide"], r"model.generator.width='wide': must be a positive integer"),
+    (["model=gan", "dataset=ring8", "dataset.source.size=0"], r"dataset.source.size=0: must be a positive integer"),
+    (["model=mine", "dataset=gaussians_corr", "trainer.ema=1.5"], r"trainer.ema=1.5: must be a finite number in \[0, 1\)"),
+    (["dataset.binarize=sometimes"], r"dataset.binarize='sometimes': valid: none, static, dynamic"),
+    (["model=vae", "model.likelihood=poisson"], r"model.likelihood='poisson': valid: auto, bernoulli, continuous_bernoulli"),
+    (["model=gan", "dataset=ring8", "+dataset.binarize=static"], r"dataset.binarize=static needs images"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUT.append((["trainer.device=cuda"], r"trainer.device=cuda but no cuda device is available"))

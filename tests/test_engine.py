@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -45,10 +48,59 @@ def test_atomic_save_never_leaves_a_torn_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(GenrunError, match=f"cannot write checkpoint {path}: disk full"):
         atomic_save({"x": torch.zeros(3)}, path)
     assert torch.equal(load_checkpoint(path)["x"], torch.ones(3))
     assert os.listdir(tmp_path) == ["c.pt"]
+
+
+class FillsUp:
+    """A file on a disk with `room` bytes left: later writes fail with ENOSPC, as on a full disk."""
+
+    def __init__(self, f, room: int) -> None:
+        self.f, self.room = f, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import genrun.engine.checkpoint as checkpoint_module
+
+    ckpts = CheckpointDir(tmp_path, keep_last=1)
+    ckpts.save({"step": 1, "w": torch.ones(4)}, 1)
+    # torch.save itself turns the failed write into RuntimeError('... unexpected pos ...'): the
+    # message must name the real cause and the file, and last.pt must still be step 1's
+    monkeypatch.setattr(checkpoint_module, "open", lambda path, mode: FillsUp(open(path, mode), 100),  # noqa: SIM115
+                        raising=False)
+    with pytest.raises(GenrunError, match=f"cannot write checkpoint {tmp_path / 'step_2.pt'}: No space left"):
+        ckpts.save({"step": 2, "w": torch.zeros(100_000)}, 2)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["last.pt", "step_1.pt"]  # no temp file left behind
+
+
+def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    (tmp_path / f".step_7.pt.tmp{dead_pid}").write_bytes(b"torn")
+    (tmp_path / f".last.pt.tmp{dead_pid}").write_bytes(b"torn")
+    alive = tmp_path / f".step_8.pt.tmp{os.getppid()}"  # a live process may still be writing it
+    alive.write_bytes(b"in progress")
+    CheckpointDir(tmp_path, keep_last=2)
+    assert os.listdir(tmp_path) == [alive.name]
 
 
 def test_checkpoint_dir_keeps_the_newest_and_last_matches(tmp_path):

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from genrun.losses.adversarial import WGANGP, Minimax, NonSaturating
-from genrun.losses.elbo import ELBO, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob
+from genrun.losses.elbo import (
+    ELBO,
+    bernoulli_log_prob,
+    continuous_bernoulli_log_norm,
+    continuous_bernoulli_log_prob,
+    continuous_bernoulli_mean,
+    gaussian_kl_standard,
+    gaussian_log_prob,
+)
 from genrun.losses.penalties import gradient_penalty
 
 
@@ -78,3 +87,34 @@ def test_bernoulli_log_prob_and_elbo_terms():
     terms = ELBO(beta=2.0)(lp, torch.tensor([1.0, 3.0]))
     assert torch.allclose(terms["loss"], -lp.mean() + 2.0 * 2.0)
     assert torch.allclose(terms["vae/kl"], torch.tensor(2.0))
+
+
+@pytest.mark.parametrize("eta", [-6.0, -0.7, 0.0, 1e-4, 0.02, 2.5])
+def test_continuous_bernoulli_is_a_density_with_its_mean(eta):
+    # Loaiza-Ganem & Cunningham 2019: p(x | eta) = C(eta) lam^x (1 - lam)^(1 - x) on [0, 1] integrates to 1
+    x = torch.linspace(0, 1, 200_001, dtype=torch.float64).view(-1, 1)
+    logits = torch.full_like(x, eta)
+    density = continuous_bernoulli_log_prob(logits, x).exp()
+    assert torch.trapezoid(density, x.flatten()).item() == pytest.approx(1.0, abs=1e-6)
+    mean = torch.trapezoid(density * x.flatten(), x.flatten()).item()
+    assert continuous_bernoulli_mean(torch.tensor([eta], dtype=torch.float64)).item() == pytest.approx(mean, abs=1e-6)
+    assert continuous_bernoulli_log_norm(torch.tensor([0.0])).item() == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_dynamic_binarisation_draws_fresh_binary_batches_and_a_fixed_test_set():
+    from genrun.data.binarize import binarize
+    from genrun.data.bundle import Batches, DataBundle
+
+    grey = torch.rand(64, 1, 4, 4) * 2 - 1
+    data = binarize(DataBundle(train=grey, test=grey.clone()), "dynamic", (-1.0, 1.0))
+    assert set(data.test.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(data.test, binarize(DataBundle(train=grey, test=grey.clone()), "dynamic", (-1, 1)).test)
+    batches = Batches(data, 64, torch.device("cpu"), seed=0)
+    first, second = batches()["x"], batches()["x"]
+    assert set(first.unique().tolist()) == {-1.0, 1.0} and not torch.equal(first, second)  # same images, new draw
+    static = binarize(DataBundle(train=grey), "static", (-1.0, 1.0))
+    assert set(static.train.unique().tolist()) == {-1.0, 1.0}
+    # the draw follows the intensity: P(pixel = high) = (x - low) / (high - low), here 0.75
+    half = binarize(DataBundle(train=torch.full((64, 1, 8, 8), 0.5)), "dynamic", (-1.0, 1.0))
+    draws = torch.stack([Batches(half, 64, torch.device("cpu"), 0)()["x"] for _ in range(20)])
+    assert ((draws + 1) / 2).mean().item() == pytest.approx(0.75, abs=0.01)

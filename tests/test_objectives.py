@@ -336,3 +336,37 @@ def test_every_objective_trains_ring8(tmp_path, loss, extra):
     assert {"loss/d", "loss/g"} <= set(losses) and all(math.isfinite(v) for v in losses.values())
     if "loss.r1_gamma=1.0" in extra:
         assert math.isfinite(metrics["r1"]) and metrics["r1"] > 0
+
+
+# -- the generator side on data-side logits (BiGAN/ALI's encoder) ------------------------------
+def test_generator_side_on_real_logits_follows_each_objectives_targets():
+    v = logit(0.3)
+    assert Minimax().g_loss_real(v).item() == pytest.approx(math.log(0.3), rel=1e-6)  # minimises log D(x)
+    assert NonSaturating().g_loss_real(v).item() == pytest.approx(-math.log(0.7), rel=1e-6)  # -log(1 - D(x))
+    assert BoundarySeeking().g_loss_real(v).item() == pytest.approx(0.5 * math.log(0.3 / 0.7) ** 2, rel=1e-6)
+    real = torch.tensor([0.5, 2.0])
+    assert LeastSquares().g_loss_real(real).item() == pytest.approx(0.5 * (0.25 + 4.0) / 2)  # target a = 0
+    assert LeastSquares(a=-1, b=1, c=0.5).g_loss_real(real).item() == pytest.approx(0.5 * (1.0 + 6.25) / 2)
+    assert Hinge().g_loss_real(real).item() == pytest.approx(1.25)
+    assert WGAN().g_loss_real(real).item() == pytest.approx(1.25)
+    assert FGAN(KL()).g_loss_real(real).item() == pytest.approx(1.25)  # E_P[T], T = v for KL
+    alt = FGAN(KL(), generator_loss="alternative").g_loss_real(real).item()
+    assert alt == pytest.approx((math.exp(-0.5) + math.exp(1.0)) / 2, rel=1e-6)  # E[f*(T)] = E[e^(T-1)]
+    # inverted labels: the non-saturating G+E loss is the critic's loss with the pairs swapped
+    fake = torch.tensor([-1.0, 0.3])
+    for loss in (NonSaturating(), FGAN(KL(), generator_loss="alternative"), FGAN(GAN(), "alternative")):
+        assert torch.allclose(loss.g_loss(fake) + loss.g_loss_real(real), loss.d_loss(fake, real), atol=1e-6)
+
+
+@pytest.mark.parametrize("abc,expected", [((0.0, 1.0, 1.0), 0.5), ((-1.0, 1.0, 0.0), 0.0)])
+def test_bigan_with_lsgan_uses_the_generator_targets(abc, expected):
+    # a critic that outputs 0 everywhere: G+E pay 1/2 (0 - c)^2 on generator pairs and
+    # 1/2 (0 - (a + b - c))^2 on encoder pairs (before the fix, (-1, 1, 0) gave 1, not 0)
+    a, b, c = abc
+    cfg = compose_config("model=bigan", "dataset=ring8", "model.arch=mlp", "model.z_dim=2", "loss=lsgan",
+                         f"loss.a={a}", f"loss.b={b}", f"loss.c={c}", "trainer.device=cpu")
+    pipeline = build_pipeline(cfg, torch.device("cpu"))
+    head = pipeline.discriminator.head[-1]
+    nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
+    scalars = pipeline.generator_encoder_phase(torch.randn(16, 2))
+    assert scalars["loss/g"].item() == pytest.approx(expected, abs=1e-7)

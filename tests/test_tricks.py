@@ -10,7 +10,6 @@ import torch
 from hydra.errors import ConfigCompositionException
 from torch import nn
 
-from genrun.config import validate_trainer
 from genrun.engine.checkpoint import load_checkpoint
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import WGANGP, NonSaturating
@@ -19,6 +18,7 @@ from genrun.nets import conv, mlp
 from genrun.nets.layers import MinibatchDiscrimination
 from genrun.pipelines.gan import GANPipeline, feature_matching_loss, pack_samples
 from genrun.sample import load_run, parse_args, sample_command
+from genrun.schema import check_ranges
 from genrun.train import run
 from tests.conftest import compose_config, run_cli, tiny_overrides
 from tests.test_training import assert_bitwise_equal
@@ -188,7 +188,7 @@ def test_ema_off_adds_nothing_and_bad_decays_are_errors():
         conv_pipeline(ema=1.0)
     cfg = compose_config("trainer.ema=-0.5")
     with pytest.raises(GenrunError, match=r"trainer.ema=-0.5"):
-        validate_trainer(cfg.trainer)
+        check_ranges(cfg)
     with pytest.raises(GenrunError, match="add_ema"):
         conv_pipeline(ema=0.9).add_ema("encoder")
 

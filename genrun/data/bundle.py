@@ -28,6 +28,8 @@ class DataBundle:
     test_labels: Tensor | None = None
     modes: Tensor | None = None  # mixture centres, for the 2D mode metrics
     sigma: float | None = None  # mixture standard deviation
+    binarize: str = "none"  # none, static or dynamic (genrun.data.binarize); dynamic: Batches draws
+    value_range: tuple[float, float] | None = None  # pixel range of binarised images
 
     def __len__(self) -> int:
         return len(self.train)
@@ -43,9 +45,18 @@ class DataBundle:
             batch = {"x": data[:n]}
             if labels is not None:
                 batch["y"] = labels[:n]
-            return batch
-        items = [data[i] for i in range(n)]
-        return {"x": torch.stack([x for x, _ in items]), "y": torch.tensor([int(y) for _, y in items])}
+        else:
+            items = [data[i] for i in range(n)]
+            batch = {"x": torch.stack([x for x, _ in items]), "y": torch.tensor([int(y) for _, y in items])}
+        if split == "train" and self.binarize == "dynamic":  # one fixed draw of what training sees
+            batch["x"] = bernoulli_pixels(batch["x"], *self.value_range, torch.Generator().manual_seed(0))
+        return batch
+
+
+def bernoulli_pixels(x: Tensor, low: float, high: float, generator: torch.Generator | None = None) -> Tensor:
+    """Pixels in [low, high] -> low or high, high with probability (x - low) / (high - low)."""
+    p = ((x - low) / (high - low)).clamp(0, 1)
+    return low + (high - low) * torch.bernoulli(p, generator=generator)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
@@ -95,6 +106,8 @@ class Batches:
             self._iter = self._epoch_batches()
             batch = next(self._iter)
         self.pos += 1
+        if self.data.binarize == "dynamic":  # a fresh draw from the run's RNG, so resume replays it
+            batch["x"] = bernoulli_pixels(batch["x"], *self.data.value_range)
         return batch
 
     def _epoch_indices(self) -> Tensor:

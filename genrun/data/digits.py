@@ -7,9 +7,10 @@ import torch.nn.functional as F
 
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
+from genrun.schema import Decay, PositiveInt
 
 
-def load_digits(image_size: int = 16, test_fraction: float = 0.2) -> DataBundle:
+def load_digits(image_size: PositiveInt = 16, test_fraction: Decay = 0.2) -> DataBundle:
     """The 1,797 digits as [N, 1, image_size, image_size] in [-1, 1], with labels.
 
     A fixed shuffled `test_fraction` is held out for end-of-run metrics (linear probes,

@@ -9,6 +9,7 @@ import torch
 
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
+from genrun.schema import Correlation, PositiveInt, Seed
 
 
 @dataclass
@@ -18,12 +19,12 @@ class PairedSamples(DataBundle):
     mutual_information: float | None = None  # nats, when known in closed form
 
 
-def gaussian_mutual_information(rho: float, dim: int) -> float:
+def gaussian_mutual_information(rho: Correlation, dim: PositiveInt) -> float:
     """I(X; Z) in nats for X, Z ~ N(0, I_dim) with corr(X_i, Z_i) = rho: -dim/2 log(1 - rho^2)."""
     return -0.5 * dim * math.log1p(-rho * rho)
 
 
-def check_keys(rho: float, dim: int, size: int, test_size: int) -> tuple[float, int]:
+def check_keys(rho: Correlation, dim: PositiveInt, size: PositiveInt, test_size: PositiveInt) -> tuple[float, int]:
     """The numbers, or a one-line error naming the bad key."""
     try:
         rho = float(rho)
@@ -39,7 +40,7 @@ def check_keys(rho: float, dim: int, size: int, test_size: int) -> tuple[float, 
 
 
 def correlated_gaussians(
-    rho: float = 0.5, dim: int = 1, size: int = 100_000, test_size: int = 100_000, seed: int = 0
+    rho: Correlation = 0.5, dim: PositiveInt = 1, size: PositiveInt = 100_000, test_size: PositiveInt = 100_000, seed: Seed = 0
 ) -> PairedSamples:
     """`size` training and `test_size` held-out pairs (x, z), z = rho x + sqrt(1 - rho^2) e, as [N, 2, dim]."""
     rho, dim = check_keys(rho, dim, size, test_size)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
+from genrun.schema import PositiveInt
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 TORCHVISION_SETS = ("MNIST", "FashionMNIST", "CIFAR10")
@@ -23,7 +24,7 @@ class ConvertMode:
         return image.convert(self.mode)
 
 
-def image_transform(image_size: int, channels: int):
+def image_transform(image_size: PositiveInt, channels: PositiveInt):
     """PIL image -> [channels, image_size, image_size] tensor in [-1, 1]."""
     from torchvision import transforms as T
 
@@ -38,7 +39,7 @@ def image_transform(image_size: int, channels: int):
     ])
 
 
-def torchvision_dataset(name: str, root: str, download: bool, image_size: int, channels: int) -> DataBundle:
+def torchvision_dataset(name: str, root: str, download: bool, image_size: PositiveInt, channels: PositiveInt) -> DataBundle:
     """A torchvision dataset's training split; `download=false` with no files is a clear error."""
     import torchvision.datasets as tvd
 
@@ -61,7 +62,7 @@ def torchvision_dataset(name: str, root: str, download: bool, image_size: int, c
 class ImageFiles:
     """Every image below a folder; labels are first-level subfolder names when all have one."""
 
-    def __init__(self, root: str, image_size: int, channels: int) -> None:
+    def __init__(self, root: str, image_size: PositiveInt, channels: PositiveInt) -> None:
         folder = Path(root).expanduser()
         if not folder.is_dir():
             raise GenrunError(f"dataset.root={root!r} is not a folder")
@@ -86,6 +87,6 @@ class ImageFiles:
             return self.transform(im), self.labels[i]
 
 
-def image_folder(root: str, image_size: int = 64, channels: int = 3) -> DataBundle:
+def image_folder(root: str, image_size: PositiveInt = 64, channels: PositiveInt = 3) -> DataBundle:
     """Any folder of images, searched recursively."""
     return DataBundle(train=ImageFiles(root, image_size, channels))

@@ -8,9 +8,10 @@ Layout of a checkpoint (all values are tensors, numbers, strings, lists or dicts
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -20,22 +21,76 @@ FORMAT = "genrun-checkpoint"
 VERSION = 1
 
 
+class RecordingWriter:
+    """A binary file whose first OSError is kept: torch.save reports a failed write (a full
+    disk) as RuntimeError('unexpected pos ...'), which hides the cause."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`.
 
-    A crash at any moment leaves either the old file or the new one, never a torn one.
+    A crash at any moment leaves either the old file or the new one, never a torn one; a
+    failed write (e.g. no space left) is one GenrunError naming the file and the cause, and
+    leaves the old file as it was.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            writer = RecordingWriter(f)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is None:
+                    raise
+                raise writer.error from None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise GenrunError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+
+
+STALE_TEMP = re.compile(r"^\..+\.tmp(\d+)$")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete `.<name>.tmp<pid>` files left by processes that died mid-write (SIGKILL)."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        match = STALE_TEMP.match(p.name)
+        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def fsync_dir(folder: Path) -> None:
@@ -70,6 +125,7 @@ class CheckpointDir:
 
     def __init__(self, folder: Path, keep_last: int) -> None:
         self.folder, self.keep_last = folder, keep_last
+        remove_stale_temp_files(folder)
 
     @property
     def last(self) -> Path:
@@ -89,13 +145,18 @@ class CheckpointDir:
     def _point_last_at(self, step_file: Path) -> None:
         """last.pt becomes the same bytes as `step_file`: a hard link where possible, else a copy."""
         tmp = self.folder / f".last.pt.tmp{os.getpid()}"
-        tmp.unlink(missing_ok=True)
         try:
-            os.link(step_file, tmp)
-        except OSError:
-            shutil.copyfile(step_file, tmp)
-        os.replace(tmp, self.last)
-        fsync_dir(self.folder)
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(step_file, tmp)
+            except OSError:
+                shutil.copyfile(step_file, tmp)
+            os.replace(tmp, self.last)
+            fsync_dir(self.folder)
+        except OSError as exc:
+            raise GenrunError(f"cannot write checkpoint {self.last}: {exc.strerror or exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _prune(self) -> None:
         steps = sorted(self.folder.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))

@@ -5,13 +5,24 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
 from genrun.engine.images import picture, save_png
+from genrun.errors import GenrunError
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """An OSError while writing `path` (no space left, no permission) is one GenrunError line."""
+    try:
+        yield
+    except OSError as exc:
+        raise GenrunError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 class RunOutputs:
@@ -22,20 +33,25 @@ class RunOutputs:
 
         self.folder = folder
         self.reference = reference
+        self.tb_dir = folder / "tb"
         # on resume, drop the events a killed run wrote past its checkpoint (steps > start_step)
-        self.tb = SummaryWriter(log_dir=str(folder / "tb"), purge_step=start_step + 1 if start_step > 0 else None)
+        with writing(self.tb_dir):
+            self.tb = SummaryWriter(log_dir=str(self.tb_dir), purge_step=start_step + 1 if start_step > 0 else None)
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
-        for key, value in values.items():
-            self.tb.add_scalar(key, value, step)
+        with writing(self.tb_dir):
+            for key, value in values.items():
+                self.tb.add_scalar(key, value, step)
 
     def samples(self, step: int, samples: Tensor, name: str = "samples") -> Path:
         """samples/step_<N>.png (other pictures: samples/<name>_step_<N>.png) and a TB image."""
         image = picture(samples, self.reference)
         stem = f"step_{step}" if name == "samples" else f"{name}_step_{step}"
         path = self.folder / "samples" / f"{stem}.png"
-        save_png(image, path)
-        self.tb.add_image(name, image, step, dataformats="HWC")
+        with writing(path):
+            save_png(image, path)
+        with writing(self.tb_dir):
+            self.tb.add_image(name, image, step, dataformats="HWC")
         return path
 
     def hparams(self, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
@@ -45,19 +61,30 @@ class RunOutputs:
         numeric = {f"final/{k}": float(v) for k, v in metrics.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
         exp, ssi, sei = hparams(dict(params), numeric)
-        writer = self.tb._get_file_writer()
-        for summary in (exp, ssi, sei):
-            writer.add_summary(summary)
-        for key, value in numeric.items():
-            self.tb.add_scalar(key, value, int(metrics.get("step", 0)))
+        with writing(self.tb_dir):
+            writer = self.tb._get_file_writer()
+            for summary in (exp, ssi, sei):
+                writer.add_summary(summary)
+            for key, value in numeric.items():
+                self.tb.add_scalar(key, value, int(metrics.get("step", 0)))
 
     def metrics(self, metrics: Mapping[str, Any]) -> Path:
         """metrics.json, replaced atomically so a reader never sees half a file."""
         path = self.folder / "metrics.json"
         tmp = path.with_name(f".metrics.json.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(dict(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
-        os.replace(tmp, path)
+        try:
+            with writing(path):
+                tmp.write_text(json.dumps(dict(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     def close(self) -> None:
-        self.tb.close()
+        with writing(self.tb_dir):
+            self.tb.close()
+
+    def close_quietly(self) -> None:
+        """Close after another error: that error is the one to report, not a second one here."""
+        with suppress(GenrunError):
+            self.close()

@@ -1,4 +1,5 @@
-"""Adversarial objectives on critic logits. Each is a pure function of tensors.
+"""Adversarial objectives on critic logits: one class per paper, its losses written as
+functions of the critic's outputs (only the regularisers call the critic itself).
 
 A critic returns logits V(x); for the likelihood-ratio GANs D(x) = sigmoid(V(x)), so
 -log D = softplus(-V) and -log(1 - D) = softplus(V), which is exact and stable.
@@ -15,6 +16,7 @@ from torch import Tensor, nn
 
 from genrun.errors import GenrunError
 from genrun.losses.penalties import clip_weights, gradient_penalty, r1_penalty
+from genrun.schema import Decay, NonNegative, Positive, Real
 
 Critic = Callable[[Tensor], Tensor]
 
@@ -29,7 +31,7 @@ class AdversarialLoss:
 
     kind = "adversarial"
 
-    def __init__(self, critic_norm: str = "batch", r1_gamma: float = 0.0) -> None:
+    def __init__(self, critic_norm: str = "batch", r1_gamma: NonNegative = 0.0) -> None:
         if not r1_gamma >= 0:
             raise GenrunError(f"loss.r1_gamma={r1_gamma}: must be >= 0 (0 turns R1 off)")
         self.critic_norm = critic_norm
@@ -41,6 +43,15 @@ class AdversarialLoss:
 
     def g_loss(self, fake: Tensor) -> Tensor:
         """Generator loss from the critic's logits on generated samples (minimised)."""
+        raise NotImplementedError
+
+    def g_loss_real(self, real: Tensor) -> Tensor:
+        """The generator side's loss on the critic's logits of data-side inputs (minimised).
+
+        Two-sided games move both sides: BiGAN/ALI's encoder makes its pairs (x, E(x)) look
+        generated, as the generator makes (G(z), z) look real (Donahue et al. 2017, sec. 3.4,
+        "inverted labels"). The G+E loss is `g_loss(fake) + g_loss_real(real)`.
+        """
         raise NotImplementedError
 
     def regularizers(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
@@ -60,7 +71,7 @@ class Minimax(AdversarialLoss):
     real examples get the target 1 - s, generated ones keep the target 0.
     """
 
-    def __init__(self, label_smoothing: float = 0.0, critic_norm: str = "batch", r1_gamma: float = 0.0) -> None:
+    def __init__(self, label_smoothing: Decay = 0.0, critic_norm: str = "batch", r1_gamma: NonNegative = 0.0) -> None:
         super().__init__(critic_norm, r1_gamma)
         if not 0 <= label_smoothing < 1:
             raise GenrunError(f"loss.label_smoothing={label_smoothing}: must be in [0, 1) (0 = off, 0.1 is usual)")
@@ -77,12 +88,18 @@ class Minimax(AdversarialLoss):
     def g_loss(self, fake: Tensor) -> Tensor:
         return -F.softplus(fake).mean()  # log(1 - D(G(z))), minimised
 
+    def g_loss_real(self, real: Tensor) -> Tensor:
+        return -F.softplus(-real).mean()  # log D(x), minimised: the same V with the other sign
+
 
 class NonSaturating(Minimax):
     """Goodfellow et al. 2014, sec. 3: G maximises log D(G(z)) instead (strong early gradients)."""
 
     def g_loss(self, fake: Tensor) -> Tensor:
         return F.softplus(-fake).mean()  # -log D(G(z))
+
+    def g_loss_real(self, real: Tensor) -> Tensor:
+        return F.softplus(real).mean()  # -log(1 - D(x)): the data side's target swapped to 0
 
 
 class BoundarySeeking(Minimax):
@@ -92,16 +109,21 @@ class BoundarySeeking(Minimax):
     def g_loss(self, fake: Tensor) -> Tensor:
         return 0.5 * fake.pow(2).mean()  # log D - log(1 - D) is the logit V itself
 
+    def g_loss_real(self, real: Tensor) -> Tensor:
+        return 0.5 * real.pow(2).mean()  # the data side also moves onto the boundary
+
 
 class LeastSquares(AdversarialLoss):
     """Mao et al. 2017, eq. 2: D min 1/2 E[(V(x) - b)^2] + 1/2 E[(V(G(z)) - a)^2]; G min 1/2 E[(V(G(z)) - c)^2].
 
     The defaults a=0, b=1, c=1 make G's samples look as real as possible; a=-1, b=1, c=0
     is the paper's other choice (the Pearson chi^2 one). V is the critic's raw output, no sigmoid.
+    With the labels swapped (a <-> b) the target c becomes a + b - c: the data side's target in
+    two-sided games (BiGAN's encoder), a with the defaults, 0 with (-1, 1, 0).
     """
 
-    def __init__(self, a: float = 0.0, b: float = 1.0, c: float = 1.0, critic_norm: str = "batch",
-                 r1_gamma: float = 0.0) -> None:
+    def __init__(self, a: Real = 0.0, b: Real = 1.0, c: Real = 1.0, critic_norm: str = "batch",
+                 r1_gamma: NonNegative = 0.0) -> None:
         super().__init__(critic_norm, r1_gamma)
         self.a, self.b, self.c = a, b, c
 
@@ -110,6 +132,9 @@ class LeastSquares(AdversarialLoss):
 
     def g_loss(self, fake: Tensor) -> Tensor:
         return 0.5 * (fake - self.c).pow(2).mean()
+
+    def g_loss_real(self, real: Tensor) -> Tensor:
+        return 0.5 * (real - (self.a + self.b - self.c)).pow(2).mean()
 
 
 class Hinge(AdversarialLoss):
@@ -120,6 +145,9 @@ class Hinge(AdversarialLoss):
 
     def g_loss(self, fake: Tensor) -> Tensor:
         return -fake.mean()
+
+    def g_loss_real(self, real: Tensor) -> Tensor:
+        return real.mean()
 
 
 class Wasserstein(AdversarialLoss):
@@ -134,11 +162,14 @@ class Wasserstein(AdversarialLoss):
     def g_loss(self, fake: Tensor) -> Tensor:
         return -fake.mean()
 
+    def g_loss_real(self, real: Tensor) -> Tensor:
+        return real.mean()
+
 
 class WGAN(Wasserstein):
     """Arjovsky et al. 2017, alg. 1: Wasserstein critic, every weight clipped to [-clip, clip] after each update."""
 
-    def __init__(self, clip: float = 0.01, critic_norm: str = "batch", r1_gamma: float = 0.0) -> None:
+    def __init__(self, clip: Positive = 0.01, critic_norm: str = "batch", r1_gamma: NonNegative = 0.0) -> None:
         super().__init__(critic_norm, r1_gamma)
         if not clip > 0:
             raise GenrunError(f"loss.clip={clip}: must be > 0 (the paper uses 0.01)")
@@ -151,7 +182,7 @@ class WGAN(Wasserstein):
 class WGANGP(Wasserstein):
     """Gulrajani et al. 2017, alg. 1: E[V(G(z))] - E[V(x)] + lambda E[(||grad V(x_hat)||_2 - 1)^2]."""
 
-    def __init__(self, lambda_gp: float = 10.0, critic_norm: str = "layer", r1_gamma: float = 0.0) -> None:
+    def __init__(self, lambda_gp: NonNegative = 10.0, critic_norm: str = "layer", r1_gamma: NonNegative = 0.0) -> None:
         super().__init__(critic_norm, r1_gamma)
         self.lambda_gp = lambda_gp
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genrun.errors import GenrunError
+from genrun.schema import NonNegative
 
 
 def gaussian_kl_standard(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -17,8 +18,34 @@ def gaussian_kl_standard(mu: Tensor, logvar: Tensor) -> Tensor:
 
 
 def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
-    """log p(x | logits) per example for x in [0, 1] (continuous Bernoulli-style targets allowed)."""
+    """log p(x | logits) per example: a log-probability for binary x; for x strictly between 0
+    and 1 the same formula is no log-likelihood (see continuous_bernoulli_log_prob)."""
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+def continuous_bernoulli_log_norm(logits: Tensor) -> Tensor:
+    """log C(lambda) of the continuous Bernoulli, lambda = sigmoid(logits) (Loaiza-Ganem & Cunningham
+    2019, eq. 7): C = 2 atanh(1 - 2 lambda) / (1 - 2 lambda) = eta / tanh(eta / 2) for eta = logits.
+
+    Written as log|eta| - log(1 - e^-|eta|) + log(1 + e^-|eta|), finite at any eta (log 2 at 0).
+    """
+    a = logits.abs().clamp(min=1e-6)  # below, C = 2 + eta^2 / 6 differs from 2 by < 1e-12
+    return torch.log(a) - torch.log(-torch.expm1(-a)) + torch.log1p(torch.exp(-a))
+
+
+def continuous_bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
+    """log p(x | logits) per example of the continuous Bernoulli: a density on [0, 1]^D, so the
+    ELBO of greyscale pixels is a bound on their log-likelihood (Loaiza-Ganem & Cunningham 2019)."""
+    log_norm = continuous_bernoulli_log_norm(logits).flatten(1).sum(1)
+    return bernoulli_log_prob(logits, x) + log_norm
+
+
+def continuous_bernoulli_mean(logits: Tensor) -> Tensor:
+    """E[x] = 1 / (1 - e^-eta) - 1 / eta (eq. 8 in terms of eta); 1/2 + eta/12 near eta = 0."""
+    small = logits.abs() < 1e-2
+    safe = torch.where(small, torch.ones_like(logits), logits)
+    exact = 1 / -torch.expm1(-safe) - 1 / safe
+    return torch.where(small, 0.5 + logits / 12, exact)
 
 
 def gaussian_log_prob(mean: Tensor, log_scale: Tensor, x: Tensor) -> Tensor:
@@ -34,7 +61,7 @@ class ELBO:
 
     kind = "likelihood"
 
-    def __init__(self, beta: float = 1.0) -> None:
+    def __init__(self, beta: NonNegative = 1.0) -> None:
         if beta < 0:
             raise GenrunError(f"loss.beta={beta}: must be >= 0")
         self.beta = beta

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
+from genrun.schema import NonNegative, OpenUnit, Real
 
 NEWTON_STEPS = 4  # from Winitzki's start Newton reaches double precision in 3 steps (residual 2e-4, 6e-9, 1e-16)
 OMEGA_TAIL = -40.0  # below, W(e^z) = e^z to double precision (the next term is -e^{2z})
@@ -277,7 +278,7 @@ class JensenShannonWeighted(Divergence):
     """pi KL(P||M) + (1 - pi) KL(Q||M), M = pi P + (1 - pi) Q: f(u) = pi u log u - (1 - pi + pi u) log(1 - pi + pi u);
     g_f(v) = -pi log pi - log(1 + e^{-v}); f*(t) = (1 - pi) log((1 - pi) / (1 - pi e^{t / pi}))."""
 
-    def __init__(self, pi: float = 0.5) -> None:
+    def __init__(self, pi: OpenUnit = 0.5) -> None:
         if not 0 < pi < 1:
             raise GenrunError(f"loss.divergence.pi={pi}: must be in (0, 1) (0.5 gives the Jensen-Shannon divergence)")
         self.pi = pi
@@ -332,7 +333,7 @@ class Alpha(Divergence):
     supremum over u >= 0 sits at u = 0 and f*(t) = -f(0) = -1 / alpha: the base is clamped at 0.
     """
 
-    def __init__(self, alpha: float = 0.5) -> None:
+    def __init__(self, alpha: Real = 0.5) -> None:
         if alpha in (0, 1) or not math.isfinite(alpha):
             raise GenrunError(f"loss.divergence.alpha={alpha}: must be finite and not 0 or 1 "
                               "(the limits are fgan_reverse_kl and fgan_kl)")
@@ -372,7 +373,7 @@ class FGAN(AdversarialLoss):
     generator_losses = ("saturating", "alternative")
 
     def __init__(self, divergence: Divergence, generator_loss: str = "saturating", critic_norm: str = "batch",
-                 r1_gamma: float = 0.0) -> None:
+                 r1_gamma: NonNegative = 0.0) -> None:
         super().__init__(critic_norm, r1_gamma)
         if generator_loss not in self.generator_losses:
             raise GenrunError(f"loss.generator_loss={generator_loss}: valid: {', '.join(self.generator_losses)}")
@@ -385,3 +386,10 @@ class FGAN(AdversarialLoss):
         if self.generator_loss == "alternative":
             return -self.divergence.activation(fake).mean()
         return -self.divergence.conjugate_at(fake).mean()
+
+    def g_loss_real(self, real: Tensor) -> Tensor:
+        """Saturating: the data side's part of the bound, E_P[T], minimised; alternative: the
+        bound with P and Q swapped on this side, E[f*(T)] minimised (as d_loss(fake, real))."""
+        if self.generator_loss == "alternative":
+            return self.divergence.conjugate_at(real).mean()
+        return self.divergence.activation(real).mean()

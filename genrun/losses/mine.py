@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from genrun.errors import GenrunError
+from genrun.schema import Rate
 
 
 def log_mean_exp(t: Tensor) -> Tensor:
@@ -87,7 +88,7 @@ class MIObjective:
 class DonskerVaradhan(MIObjective):
     """MINE: the DV bound, with the moving-average gradient correction (rate 1: plain batch gradient)."""
 
-    def __init__(self, ma_rate: float = 0.01) -> None:
+    def __init__(self, ma_rate: Rate = 0.01) -> None:
         if not 0 < ma_rate <= 1:
             raise GenrunError(f"ma_rate={ma_rate}: the moving-average rate must be in (0, 1]")
         self.ma_rate = ma_rate

@@ -7,7 +7,6 @@ the discriminator mirrors it with stride-2 convolutions and LeakyReLU 0.2.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -15,9 +14,10 @@ from torch import nn
 from genrun.errors import GenrunError
 from genrun.nets.common import OutputRange, check_pack, dcgan_init
 from genrun.nets.layers import MinibatchDiscrimination, apply_spectral_norm
+from genrun.schema import Bounds, NonNegativeInt, PositiveInt, Shape
 
 
-def num_doublings(shape: Sequence[int]) -> int:
+def num_doublings(shape: Shape) -> int:
     """How many stride-2 layers lie between a 4x4 map and the image; checks the size."""
     if len(shape) != 3 or shape[1] != shape[2]:
         raise GenrunError(f"conv nets need square images [C, H, H], got shape {list(shape)}")
@@ -28,7 +28,7 @@ def num_doublings(shape: Sequence[int]) -> int:
     return k
 
 
-def norm_layer(kind: str, channels: int) -> nn.Module:
+def norm_layer(kind: str, channels: PositiveInt) -> nn.Module:
     """The critic's normalisation: batch (DCGAN), layer (per sample, for gradient penalties) or none."""
     layers = {"batch": lambda: nn.BatchNorm2d(channels), "layer": lambda: nn.GroupNorm(1, channels),
               "none": nn.Identity}
@@ -40,7 +40,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 class Generator(nn.Module):
     """z -> image: ConvT(4x4) then stride-2 ConvT + BatchNorm + ReLU, output in the data range."""
 
-    def __init__(self, z_dim: int, shape: Sequence[int], width: int = 64, out_range: Sequence[float] | None = None) -> None:
+    def __init__(self, z_dim: PositiveInt, shape: Shape, width: PositiveInt = 64, out_range: Bounds = None) -> None:
         super().__init__()
         k = num_doublings(shape)
         self.shape = tuple(shape)
@@ -59,7 +59,7 @@ class Generator(nn.Module):
         return self.out(self.net(z.view(z.shape[0], -1, 1, 1)))
 
 
-def conv_trunk(shape: Sequence[int], width: int, norm: str, pack: int = 1) -> tuple[nn.Sequential, int]:
+def conv_trunk(shape: Shape, width: PositiveInt, norm: str, pack: PositiveInt = 1) -> tuple[nn.Sequential, int]:
     """Stride-2 convolutions down to a 4x4 map; returns the trunk and its channel count.
 
     `pack` samples arrive stacked along the channels (PacGAN), so the first layer takes pack x C.
@@ -83,15 +83,15 @@ class Discriminator(nn.Module):
 
     def __init__(
         self,
-        shape: Sequence[int],
-        width: int = 64,
+        shape: Shape,
+        width: PositiveInt = 64,
         norm: str = "batch",
-        out_dim: int = 1,
+        out_dim: PositiveInt = 1,
         *,
-        pack: int = 1,
+        pack: PositiveInt = 1,
         spectral_norm: bool = False,
-        minibatch_discrimination: int = 0,
-        minibatch_kernel_dim: int = 5,
+        minibatch_discrimination: NonNegativeInt = 0,
+        minibatch_kernel_dim: PositiveInt = 5,
     ) -> None:
         super().__init__()
         check_pack(pack)
@@ -118,7 +118,7 @@ class Encoder(Discriminator):
     """image -> code: z_dim values, or 2 * z_dim (mean, log-variance) when stochastic."""
 
     def __init__(
-        self, shape: Sequence[int], z_dim: int, width: int = 64, norm: str = "batch", stochastic: bool = False
+        self, shape: Shape, z_dim: PositiveInt, width: PositiveInt = 64, norm: str = "batch", stochastic: bool = False
     ) -> None:
         super().__init__(shape, width, norm, out_dim=2 * z_dim if stochastic else z_dim)
         self.stochastic = stochastic

@@ -6,22 +6,21 @@ take a body factory, so `model.arch=conv|mlp` swaps the body and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import nn
 
 from genrun.nets import conv, mlp
+from genrun.schema import NonNegativeInt, PositiveInt, Shape
 
 
-def conv_body(shape: Sequence[int], out_dim: int, width: int = 64, norm: str = "batch",
-              spectral_norm: bool = False, minibatch_discrimination: int = 0) -> nn.Module:
+def conv_body(shape: Shape, out_dim: PositiveInt, width: PositiveInt = 64, norm: str = "batch",
+              spectral_norm: bool = False, minibatch_discrimination: NonNegativeInt = 0) -> nn.Module:
     """DCGAN's discriminator trunk ending in `out_dim` features (raw, no activation)."""
     return conv.Discriminator(shape, width, norm, out_dim, spectral_norm=spectral_norm,
                               minibatch_discrimination=minibatch_discrimination)
 
 
-def mlp_body(shape: Sequence[int], out_dim: int, width: int = 256, depth: int = 3, norm: str = "none",
-             spectral_norm: bool = False, minibatch_discrimination: int = 0) -> nn.Module:
+def mlp_body(shape: Shape, out_dim: PositiveInt, width: PositiveInt = 256, depth: NonNegativeInt = 3, norm: str = "none",
+             spectral_norm: bool = False, minibatch_discrimination: NonNegativeInt = 0) -> nn.Module:
     """The MLP critic ending in `out_dim` features.
 
     `norm` is accepted for the common signature: the MLP has no normalisation layer, which

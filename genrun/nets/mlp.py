@@ -9,6 +9,7 @@ from torch import nn
 
 from genrun.nets.common import OutputRange, check_pack, numel
 from genrun.nets.layers import MinibatchDiscrimination, apply_spectral_norm
+from genrun.schema import Bounds, NonNegativeInt, PositiveInt, Shape
 
 
 def mlp(sizes: Sequence[int], act: nn.Module, batchnorm: bool = False) -> nn.Sequential:
@@ -28,12 +29,12 @@ class Generator(nn.Module):
 
     def __init__(
         self,
-        z_dim: int,
-        shape: Sequence[int],
-        width: int = 256,
-        depth: int = 3,
+        z_dim: PositiveInt,
+        shape: Shape,
+        width: PositiveInt = 256,
+        depth: NonNegativeInt = 3,
         batchnorm: bool = False,
-        out_range: Sequence[float] | None = None,
+        out_range: Bounds = None,
     ) -> None:
         super().__init__()
         self.shape = tuple(shape)
@@ -55,15 +56,15 @@ class Discriminator(nn.Module):
 
     def __init__(
         self,
-        shape: Sequence[int],
-        width: int = 256,
-        depth: int = 3,
-        out_dim: int = 1,
+        shape: Shape,
+        width: PositiveInt = 256,
+        depth: NonNegativeInt = 3,
+        out_dim: PositiveInt = 1,
         *,
-        pack: int = 1,
+        pack: PositiveInt = 1,
         spectral_norm: bool = False,
-        minibatch_discrimination: int = 0,
-        minibatch_kernel_dim: int = 5,
+        minibatch_discrimination: NonNegativeInt = 0,
+        minibatch_kernel_dim: PositiveInt = 5,
     ) -> None:
         super().__init__()
         check_pack(pack)
@@ -91,7 +92,7 @@ class Encoder(Discriminator):
     """sample -> code: z_dim values, or 2 * z_dim (mean, log-variance) when stochastic."""
 
     def __init__(
-        self, shape: Sequence[int], z_dim: int, width: int = 256, depth: int = 3, stochastic: bool = False
+        self, shape: Shape, z_dim: PositiveInt, width: PositiveInt = 256, depth: NonNegativeInt = 3, stochastic: bool = False
     ) -> None:
         super().__init__(shape, width, depth, out_dim=2 * z_dim if stochastic else z_dim)
         self.stochastic = stochastic

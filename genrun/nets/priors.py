@@ -12,12 +12,13 @@ import torch
 from torch import Tensor
 
 from genrun.errors import GenrunError
+from genrun.schema import Positive, PositiveInt, Real
 
 
 class Prior:
     """Samples of p(z) on a device, from an optional torch.Generator (reproducible pictures)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: PositiveInt) -> None:
         if dim < 1:
             raise GenrunError(f"model.z_dim={dim}: must be >= 1")
         self.dim = dim
@@ -36,7 +37,7 @@ class Gaussian(Prior):
 class Uniform(Prior):
     """Uniform on [low, high]^dim."""
 
-    def __init__(self, dim: int, low: float = -1.0, high: float = 1.0) -> None:
+    def __init__(self, dim: PositiveInt, low: Real = -1.0, high: Real = 1.0) -> None:
         super().__init__(dim)
         if not low < high:
             raise GenrunError(f"uniform prior: low={low} must be below high={high}")
@@ -53,8 +54,8 @@ class Mixture(Prior):
     Component i is N([radius, 0], diag(radial_std^2, tangential_std^2)) rotated by 2*pi*i/components.
     """
 
-    def __init__(self, dim: int, components: int = 10, radius: float = 2.0, radial_std: float = 0.5,
-                 tangential_std: float = 0.1) -> None:
+    def __init__(self, dim: PositiveInt, components: PositiveInt = 10, radius: Positive = 2.0, radial_std: Positive = 0.5,
+                 tangential_std: Positive = 0.1) -> None:
         super().__init__(dim)
         if dim != 2:
             raise GenrunError(f"model.prior=mixture is a 2D prior but model.z_dim={dim}; set model.z_dim=2")

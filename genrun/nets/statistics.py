@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
 from genrun.errors import GenrunError
 from genrun.nets.common import numel
 from genrun.nets.mlp import mlp
-
-Shape = int | Sequence[int]
+from genrun.schema import NonNegativeInt, PositiveInt, Shape
 
 
 def size_of(shape: Shape) -> int:
@@ -25,7 +22,7 @@ class StatisticsNetwork(nn.Module):
     """
 
     def __init__(
-        self, x_shape: Shape, z_shape: Shape, width: int = 128, depth: int = 2, act: nn.Module | None = None
+        self, x_shape: Shape, z_shape: Shape, width: PositiveInt = 128, depth: NonNegativeInt = 2, act: nn.Module | None = None
     ) -> None:
         super().__init__()
         self.x_size, self.z_size = size_of(x_shape), size_of(z_shape)

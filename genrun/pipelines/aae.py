@@ -21,6 +21,7 @@ from genrun.losses.adversarial import AdversarialLoss
 from genrun.metrics.recon import autoencoder_metrics
 from genrun.nets.priors import Prior
 from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.schema import NonNegative, PositiveInt
 
 PRIOR_POINTS = 2000  # prior samples drawn in grey under the codes of the latent picture
 
@@ -38,12 +39,10 @@ class AAEPipeline(Pipeline):
         loss: AdversarialLoss,
         optimizers: Mapping[str, OptimizerFactory],
         device: torch.device | str = "cpu",
-        z_dim: int = 8,
+        z_dim: PositiveInt = 8,
         stochastic_encoder: bool = False,
-        recon_weight: float = 1.0,
-        n_critic: int = 1,
-        prior: str = "gaussian",  # names the prior class in the config; recorded, not used here
-        arch: str = "conv",
+        recon_weight: NonNegative = 1.0,
+        n_critic: PositiveInt = 1,
     ) -> None:
         super().__init__(loss, optimizers, device)
         self.prior, self.z_dim, self.stochastic = prior_dist, z_dim, stochastic_encoder

@@ -1,8 +1,11 @@
-"""The protocol between the training loop and a model family.
+"""The protocol between the engine and a model family.
 
-The loop only ever calls `step` (then `advance_schedules`), `sample_noise`/`generate`, `state_dict`/`load_state_dict`
-and reads `loss_kinds`/`primary_metric`; everything about networks, objectives and update
-order lives in the family. A family never sees a file, a writer or a progress bar.
+The loop calls `step`, `advance_schedules` and `previews`; the run around it draws the fixed
+preview inputs with `sample_noise`, saves and restores `state_dict`/`load_state_dict`, and
+ends with `sample` (2D mode metrics) and `evaluate`; the builder reads `loss_kinds` and
+`primary_metric` and adds LR schedules with `add_schedulers`. Everything about networks,
+objectives and update order lives in the family. A family never sees a file, a writer or a
+progress bar.
 """
 
 from __future__ import annotations

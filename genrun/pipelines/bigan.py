@@ -2,9 +2,10 @@
 one critic of (data, code) pairs.
 
 The critic D(x, z) tells encoder pairs (x, E(x)) from generator pairs (G(z), z); G and E
-are then updated together on the same objective with the roles swapped (the "inverted
-labels" of Donahue et al. 2017, sec. 3.4), which for any adversarial loss asks D to take
-generator pairs for data pairs and the reverse. `stochastic_encoder=false` is BiGAN's
+are then updated together on the objective's generator side for both kinds of pair (the
+"inverted labels" of Donahue et al. 2017, sec. 3.4): `g_loss` moves generator pairs toward
+"real", `g_loss_real` moves encoder pairs toward "generated", so each objective's own
+generator targets apply (e.g. LSGAN's c). `stochastic_encoder=false` is BiGAN's
 deterministic E(x); `true` is ALI's Gaussian q(z | x) sampled by reparameterisation.
 `discriminator` in the config is the plain critic body the family joins with the code.
 """
@@ -22,6 +23,7 @@ from genrun.losses.adversarial import AdversarialLoss
 from genrun.metrics.recon import autoencoder_metrics
 from genrun.nets.conditional import JointCritic, NetFactory
 from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.schema import PositiveInt
 
 
 class BiGANPipeline(Pipeline):
@@ -36,12 +38,11 @@ class BiGANPipeline(Pipeline):
         loss: AdversarialLoss,
         optimizers: Mapping[str, OptimizerFactory],
         device: torch.device | str = "cpu",
-        z_dim: int = 32,
+        z_dim: PositiveInt = 32,
         stochastic_encoder: bool = False,
-        embed_dim: int = 128,
-        features: int = 128,
-        n_critic: int = 1,
-        arch: str = "conv",  # names the network files in the config; recorded, not used here
+        embed_dim: PositiveInt = 128,
+        features: PositiveInt = 128,
+        n_critic: PositiveInt = 1,
     ) -> None:
         super().__init__(loss, optimizers, device)
         self.z_dim, self.stochastic, self.n_critic = z_dim, stochastic_encoder, n_critic
@@ -87,10 +88,11 @@ class BiGANPipeline(Pipeline):
                              packed_real, packed_fake)
 
     def generator_encoder_phase(self, x: Tensor) -> dict[str, Tensor]:
-        """G and E together: the critic's objective with the pairs' roles swapped."""
+        """G and E together: generator pairs toward "real", encoder pairs toward "generated"."""
         z = self.gaussian(len(x), self.z_dim)
         with frozen(self.discriminator):
-            loss_ge = self.loss.d_loss(self.discriminator(self.generator(z), z), self.discriminator(x, self.encode(x)))
+            loss_ge = (self.loss.g_loss(self.discriminator(self.generator(z), z))
+                       + self.loss.g_loss_real(self.discriminator(x, self.encode(x))))
             update(loss_ge, self.opt_g, self.opt_e)
         return {"loss/g": loss_ge.detach()}
 

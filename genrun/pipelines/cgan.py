@@ -21,9 +21,10 @@ from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.nets.conditional import LabelledGenerator, NetFactory, ProjectionCritic
 from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.schema import NonNegativeInt, PositiveInt
 
 
-def require_classes(num_classes: int, model: str) -> None:
+def require_classes(num_classes: NonNegativeInt, model: str) -> None:
     """A label-conditioned family needs at least two classes in the data."""
     if num_classes < 2:
         raise GenrunError(
@@ -40,7 +41,7 @@ def labels_of(batch: Batch, model: str) -> Tensor:
     return batch["y"]
 
 
-def class_rows(z: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+def class_rows(z: Tensor, num_classes: NonNegativeInt) -> tuple[Tensor, Tensor]:
     """Inputs of a num_classes x num_classes grid: row i is class i, column j noise vector j."""
     row, col = square_indices(num_classes, z.device)
     return z[col % len(z)], row
@@ -56,13 +57,12 @@ class CGANPipeline(Pipeline):
         discriminator: NetFactory,
         loss: AdversarialLoss,
         optimizers: Mapping[str, OptimizerFactory],
-        num_classes: int,
+        num_classes: NonNegativeInt,
         device: torch.device | str = "cpu",
-        z_dim: int = 64,
-        embed_dim: int = 16,
-        features: int = 128,
-        n_critic: int = 1,
-        arch: str = "conv",  # names the network files in the config; recorded, not used here
+        z_dim: PositiveInt = 64,
+        embed_dim: PositiveInt = 16,
+        features: PositiveInt = 128,
+        n_critic: PositiveInt = 1,
     ) -> None:
         require_classes(num_classes, "cgan")
         super().__init__(loss, optimizers, device)

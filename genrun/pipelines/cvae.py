@@ -8,7 +8,7 @@ the family wraps. Previews add one row per class over the same codes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -19,31 +19,33 @@ from genrun.nets.conditional import JointCritic, LabelledGenerator, NetFactory
 from genrun.pipelines.base import Noise, OptimizerFactory
 from genrun.pipelines.cgan import class_rows, labels_of, require_classes
 from genrun.pipelines.vae import VAEPipeline
+from genrun.schema import Bounds, NonNegativeInt, PositiveInt
 
 
 class CVAEPipeline(VAEPipeline):
     probe_codes = False  # q(z | x, y) is given the label: a probe of its codes would read it back
+
     def __init__(
         self,
         encoder: NetFactory,
         decoder: NetFactory,
         loss: ELBO,
         optimizers: Mapping[str, OptimizerFactory],
-        num_classes: int,
+        num_classes: NonNegativeInt,
         device: torch.device | str = "cpu",
-        z_dim: int = 16,
-        embed_dim: int = 16,
-        features: int = 128,
+        z_dim: PositiveInt = 16,
+        embed_dim: PositiveInt = 16,
+        features: PositiveInt = 128,
         likelihood: str = "auto",
-        data_range: Sequence[float] | None = None,
-        arch: str = "conv",
+        data_range: Bounds = None,
+        binarize: str = "none",
     ) -> None:
         require_classes(num_classes, "cvae")
         self.num_classes = num_classes
         q = JointCritic.labelled(encoder, num_classes, embed_dim, features=features, hidden=features,
                                  out_dim=2 * z_dim)
         p = LabelledGenerator(decoder, z_dim, num_classes, embed_dim)
-        super().__init__(q, p, loss, optimizers, device, z_dim, likelihood, data_range, arch)
+        super().__init__(q, p, loss, optimizers, device, z_dim, likelihood, data_range, binarize)
 
     def condition(self, batch: Batch) -> tuple[Tensor, ...]:
         return (labels_of(batch, "cvae"),)

@@ -18,6 +18,7 @@ from genrun.data.bundle import Batch
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.schema import Decay, PositiveInt
 
 
 class GeneratorRegularizer(Protocol):
@@ -58,11 +59,11 @@ class GANPipeline(Pipeline):
         loss: AdversarialLoss,
         optimizers: Mapping[str, OptimizerFactory],
         device: torch.device | str = "cpu",
-        z_dim: int = 64,
-        n_critic: int = 1,
+        z_dim: PositiveInt = 64,
+        n_critic: PositiveInt = 1,
         regularizers: Mapping[str, GeneratorRegularizer] | None = None,
-        ema: float = 0.0,
-        pack: int = 1,
+        ema: Decay = 0.0,
+        pack: PositiveInt = 1,
         feature_matching: bool = False,
     ) -> None:
         super().__init__(loss, optimizers, device, ema)
@@ -126,7 +127,7 @@ class GANPipeline(Pipeline):
             return self.sampling_net("generator")(noise["z"])
 
 
-def check_tricks(discriminator: nn.Module, pack: int, feature_matching: bool) -> None:
+def check_tricks(discriminator: nn.Module, pack: PositiveInt, feature_matching: bool) -> None:
     """The discriminator must be built for the pipeline's packing and expose features when needed."""
     if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
         raise GenrunError(f"model.pack={pack!r}: must be an integer >= 1 (1 = no packing)")

@@ -29,6 +29,7 @@ from genrun.metrics.probe import probe_accuracies
 from genrun.nets.conditional import NetFactory
 from genrun.nets.heads import SharedBody
 from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.schema import NonNegative, NonNegativeInt, PositiveInt
 
 MIN_LOG_STD = -4.0  # a learned std below e^-4 only inflates the continuous bound
 
@@ -60,14 +61,13 @@ class InfoGANPipeline(Pipeline):
         loss: AdversarialLoss,
         optimizers: Mapping[str, OptimizerFactory],
         device: torch.device | str = "cpu",
-        z_dim: int = 62,
-        categorical: int = 10,
-        continuous: int = 2,
-        lambda_info: float = 1.0,
+        z_dim: PositiveInt = 62,
+        categorical: PositiveInt = 10,
+        continuous: NonNegativeInt = 2,
+        lambda_info: NonNegative = 1.0,
         learn_std: bool = False,
-        features: int = 128,
-        n_critic: int = 1,
-        arch: str = "conv",  # names the network files in the config; recorded, not used here
+        features: PositiveInt = 128,
+        n_critic: PositiveInt = 1,
     ) -> None:
         if categorical < 2:
             raise GenrunError(f"model.categorical={categorical}: the categorical code needs k >= 2 values")

@@ -17,6 +17,7 @@ from genrun.data.bundle import Batch, DataBundle
 from genrun.errors import GenrunError
 from genrun.losses.mine import MIObjective
 from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+from genrun.schema import Decay, NonNegative, PositiveInt
 
 Statistics = Callable[[Tensor, Tensor], Tensor]
 EVAL_CHUNK = 65_536  # pairs per forward pass at evaluation
@@ -32,8 +33,9 @@ def statistics_values(statistics: Statistics, x: Tensor, z: Tensor) -> tuple[Ten
 def add_optimizer_as(pipeline: Pipeline, name: str, settings_role: str, *nets: nn.Module) -> torch.optim.Optimizer:
     """Register an optimizer under `name` built with the `settings_role` entry of the optimizer config.
 
-    The optimizer configs have no `mine` role yet, so MINE borrows another role's settings;
-    its own name keeps it apart from that role's optimizer in the checkpoint.
+    Every optimizer config has a `mine` role (the default); `optimizer_role=discriminator`, say,
+    trains T with that role's settings, while its own name keeps it apart from that role's
+    optimizer in the checkpoint.
     """
     if name == settings_role:
         return pipeline.add_optimizer(name, *nets)
@@ -57,9 +59,9 @@ class MINEPipeline(Pipeline):
         loss: MIObjective,
         optimizers: dict[str, OptimizerFactory],
         device: torch.device | str = "cpu",
-        optimizer_role: str = "discriminator",
-        ema: float = 0.99,
-        eval_shifts: int = 8,
+        optimizer_role: str = "mine",
+        ema: Decay = 0.99,
+        eval_shifts: PositiveInt = 8,
     ) -> None:
         super().__init__(loss, optimizers, device, ema=ema)
         if eval_shifts < 1:
@@ -150,9 +152,9 @@ class MINERegularizer:
         self,
         statistics: nn.Module,
         objective: MIObjective,
-        beta: float = 1.0,
-        code_dim: int | None = None,
-        optimizer_role: str = "discriminator",
+        beta: NonNegative = 1.0,
+        code_dim: PositiveInt | None = None,
+        optimizer_role: str = "mine",
     ) -> None:
         if beta < 0:
             raise GenrunError(f"model.regularizers.mine.beta={beta}: must be >= 0")

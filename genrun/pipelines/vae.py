@@ -1,15 +1,17 @@
 """VAE family (Kingma & Welling 2014): Gaussian posterior, reparameterisation, ELBO.
 
-The decoder likelihood is Bernoulli on images rescaled to [0, 1] or Gaussian with a learned
-scale (per dimension) on unbounded data such as the 2D mixtures. The networks take extra
-inputs from `condition(batch)` (none here; the class label in the CVAE, cvae.py).
-End-of-run metrics on the held-out split: `elbo` (nats per example, higher is better),
-`recon_mse` (of the posterior mean's reconstruction) and linear probes of the codes.
+The decoder likelihood is, on images rescaled to [0, 1], Bernoulli (for binarised pixels,
+`dataset.binarize=static|dynamic`) or the continuous Bernoulli (greyscale pixels); on unbounded
+data such as the 2D mixtures, Gaussian with a learned scale per dimension. The networks take
+extra inputs from `condition(batch)` (none here; the class label in the CVAE, cvae.py).
+End-of-run metrics on the held-out split: `elbo` (nats per example, higher is better) with
+`elbo_likelihood` naming what it bounds, `recon_mse` (of the posterior mean's reconstruction)
+and linear probes of the codes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -17,18 +19,52 @@ from torch import Tensor, nn
 from genrun.data.bundle import Batch, DataBundle
 from genrun.engine.images import labelled_points, paired_rows
 from genrun.errors import GenrunError
-from genrun.losses.elbo import ELBO, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob
+from genrun.losses.elbo import (
+    ELBO,
+    bernoulli_log_prob,
+    continuous_bernoulli_log_prob,
+    continuous_bernoulli_mean,
+    gaussian_kl_standard,
+    gaussian_log_prob,
+)
 from genrun.metrics.heldout import in_chunks, split_batch
 from genrun.metrics.probe import probe_accuracies
 from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, update
+from genrun.schema import Bounds, PositiveInt, Shape
 
-LIKELIHOODS = ("auto", "bernoulli", "gaussian")
+LIKELIHOODS = ("auto", "bernoulli", "continuous_bernoulli", "gaussian")
+
+
+def pick_likelihood(likelihood: str, data_range: Bounds, binarize: str) -> str:
+    """`auto`: Bernoulli for binarised images, continuous Bernoulli for greyscale ones, Gaussian
+    for unbounded data; an explicit choice is checked against the data."""
+    if likelihood not in LIKELIHOODS:
+        raise GenrunError(f"model.likelihood={likelihood!r}: valid: {', '.join(LIKELIHOODS)}")
+    if likelihood == "auto":
+        if data_range is None:
+            return "gaussian"
+        return "bernoulli" if binarize != "none" else "continuous_bernoulli"
+    if likelihood != "gaussian" and data_range is None:
+        raise GenrunError(f"model.likelihood={likelihood} needs bounded data (images); use gaussian")
+    return likelihood
+
+
+def likelihood_description(likelihood: str, binarize: str) -> str:
+    """What the reported ELBO bounds, in words (metrics.json's `elbo_likelihood`)."""
+    if likelihood == "bernoulli" and binarize != "none":
+        return f"bernoulli: log-probability of pixels binarised {binarize} (nats per example)"
+    if likelihood == "bernoulli":
+        return ("bernoulli on greyscale pixels: NOT a log-likelihood bound (set dataset.binarize=dynamic, "
+                "or model.likelihood=continuous_bernoulli)")
+    if likelihood == "continuous_bernoulli":
+        return "continuous_bernoulli: log-density of pixels scaled to [0, 1] (nats per example)"
+    return "gaussian: log-density in data space (nats per example)"
 
 
 class LogScale(nn.Module):
     """The learned log standard deviation of a Gaussian decoder, one value per data dimension."""
 
-    def __init__(self, shape: Sequence[int]) -> None:
+    def __init__(self, shape: Shape) -> None:
         super().__init__()
         self.value = nn.Parameter(torch.zeros(*shape))
 
@@ -45,24 +81,19 @@ class VAEPipeline(Pipeline):
         loss: ELBO,
         optimizers: Mapping[str, OptimizerFactory],
         device: torch.device | str = "cpu",
-        z_dim: int = 16,
+        z_dim: PositiveInt = 16,
         likelihood: str = "auto",
-        data_range: Sequence[float] | None = None,
-        arch: str = "conv",  # names the network files in the config; recorded, not used here
+        data_range: Bounds = None,
+        binarize: str = "none",
     ) -> None:
         super().__init__(loss, optimizers, device)
-        if likelihood not in LIKELIHOODS:
-            raise GenrunError(f"model.likelihood={likelihood!r}: valid: {', '.join(LIKELIHOODS)}")
-        if likelihood == "auto":
-            likelihood = "bernoulli" if data_range is not None else "gaussian"
-        if likelihood == "bernoulli" and data_range is None:
-            raise GenrunError("model.likelihood=bernoulli needs bounded data (images); use gaussian")
-        self.likelihood, self.z_dim = likelihood, z_dim
+        self.likelihood, self.z_dim = pick_likelihood(likelihood, data_range, binarize), z_dim
+        self.likelihood_description = likelihood_description(self.likelihood, binarize)
         self.low, self.high = data_range if data_range is not None else (0.0, 1.0)
         self.encoder = self.add_net("encoder", encoder)
         self.decoder = self.add_net("decoder", decoder)
         decoder_nets = [self.decoder]
-        if likelihood == "gaussian":
+        if self.likelihood == "gaussian":
             self.log_scale = self.add_net("log_scale", LogScale(decoder.shape))
             decoder_nets.append(self.log_scale)
         self.add_optimizer("encoder", self.encoder)
@@ -88,15 +119,19 @@ class VAEPipeline(Pipeline):
 
     def log_likelihood(self, decoded: Tensor, x: Tensor) -> Tensor:
         """log p(x | z) per example, from the decoder's raw output."""
+        if self.likelihood == "gaussian":
+            return gaussian_log_prob(decoded, self.log_scale.value, x)
+        unit = (x - self.low) / (self.high - self.low)
         if self.likelihood == "bernoulli":
-            return bernoulli_log_prob(decoded, (x - self.low) / (self.high - self.low))
-        return gaussian_log_prob(decoded, self.log_scale.value, x)
+            return bernoulli_log_prob(decoded, unit)
+        return continuous_bernoulli_log_prob(decoded, unit)
 
     def to_data(self, decoded: Tensor) -> Tensor:
         """Decoder output -> the mean of p(x | z) in data space."""
-        if self.likelihood == "bernoulli":
-            return self.low + (self.high - self.low) * torch.sigmoid(decoded)
-        return decoded
+        if self.likelihood == "gaussian":
+            return decoded
+        mean = torch.sigmoid(decoded) if self.likelihood == "bernoulli" else continuous_bernoulli_mean(decoded)
+        return self.low + (self.high - self.low) * mean
 
     # -- the protocol ---------------------------------------------------------------------
     def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
@@ -128,7 +163,7 @@ class VAEPipeline(Pipeline):
                 pictures["latent"] = labelled_points(mu, fixed["y"])
         return pictures
 
-    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
+    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float | str]:
         """Held-out ELBO (one posterior sample per example, beta = 1), reconstruction error, probes."""
         test = split_batch(data, "test", self.device)
         if test is None:
@@ -144,7 +179,8 @@ class VAEPipeline(Pipeline):
 
         with self.evaluating():
             values = in_chunks(per_example, test).mean(0)
-            metrics = {"elbo": float(values[0]), "recon_mse": float(values[1])}
+            metrics = {"elbo": float(values[0]), "elbo_likelihood": self.likelihood_description,
+                       "recon_mse": float(values[1])}
             if self.probe_codes:
                 metrics.update(probe_accuracies(lambda b: self.encode(b["x"])[0], data, self.device))
         return metrics
