@@ -51,9 +51,29 @@ def _hydra_entry(cfg: DictConfig) -> float:
     return float("nan")
 
 
+def check_output_folder(argv: list[str]) -> None:
+    """Create the run (or sweep) folder named on the command line before Hydra does, so that
+    one that cannot be made (a file in its path, a read-only disk) is one line, not Hydra's
+    traceback. Folders with interpolations are left to Hydra."""
+    from pathlib import Path
+
+    multirun = "-m" in argv or "--multirun" in argv
+    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
+    for arg in argv:
+        folder = arg[len(key):] if arg.startswith(key) else None
+        if folder and "${" not in folder:
+            try:
+                Path(folder).expanduser().mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                print(f"genrun: error: cannot create the folder {key[:-1]}={folder}: {exc.strerror or exc}",
+                      file=sys.stderr)
+                sys.exit(1)
+
+
 def main() -> None:
     """`genrun [overrides]` and `genrun -m [sweep]`: exit 1 when any job failed."""
     register()
+    check_output_folder(sys.argv[1:])
     # a log file that cannot be written (a full disk) must not print logging's own tracebacks
     logging.raiseExceptions = debug_enabled()
     _hydra_entry()

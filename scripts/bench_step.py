@@ -3,19 +3,17 @@
 Both sides train the same DCGAN (genrun.nets.conv Generator/Discriminator, same seed, same
 init) with the non-saturating loss and Adam, on the same data and batch size, in one process:
 
-* genrun: GANPipeline + Batches(DataBundle) + ScalarTracker, with exactly the per-step work
-  of genrun.engine.loop.fit (tracker.add(step, pipeline.step(batches)), progress.advance, the
-  stop/log/sample/checkpoint checks, tracker.flush + progress.report every log_every steps).
-  With --via-fit each genrun block is instead one call of fit() itself (stub outputs, no-op
-  checkpoint; sample_every/ckpt_every are set past the end so only the final-step flush,
-  preview and check run, once per block; on a terminal fit also draws its live progress bar).
+* genrun: GANPipeline + Batches(DataBundle) trained by genrun.engine.loop.fit itself, the
+  loop every run uses (one call per block: stub outputs, no-op checkpoint; sample_every and
+  ckpt_every lie past the end, so the final-step flush, preview and check run once per block,
+  which is why blocks are large; on a terminal fit also draws its live progress bar).
 * bare: a hand-written loop: D step on x[perm-chunk] vs G(z) made under no_grad, softplus
   losses, then a G step with D's requires_grad off, zero_grad(set_to_none=True).
 
 Blocks of --steps-per-block steps of each side alternate (ABBA order across rounds) after a
 warm-up of both; the report is the median steps/s over blocks per side and genrun/bare.
 
-    .venv/bin/python scripts/bench_step.py            # CPU, all cores, ~2-3 min on 2 cores
+    .venv/bin/python scripts/bench_step.py            # CPU, all cores, a few minutes on 2 cores
     .venv/bin/python scripts/bench_step.py --device cuda --steps-per-block 200 --rounds 10
 """
 
@@ -27,7 +25,6 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,9 +33,6 @@ from torch import Tensor, nn
 from genrun.config import TrainerConfig
 from genrun.data.bundle import Batches, DataBundle
 from genrun.engine.loop import fit
-from genrun.engine.progress import ProgressReporter
-from genrun.engine.signals import StopSignals
-from genrun.engine.tracker import ScalarTracker
 from genrun.losses.adversarial import NonSaturating
 from genrun.nets.conv import Discriminator, Generator
 from genrun.pipelines.gan import GANPipeline
@@ -74,15 +68,14 @@ class _NullOutputs:
     def scalars(self, step: int, values: object) -> None:
         pass
 
-    def samples(self, step: int, samples: Tensor) -> None:
+    def samples(self, step: int, samples: Tensor, name: str = "samples") -> None:
         pass
 
 
 class GenrunSide:
     name = "genrun"
 
-    def __init__(self, data: Tensor, batch: int, z_dim: int, width: int, seed: int, device: torch.device,
-                 via_fit: bool) -> None:
+    def __init__(self, data: Tensor, batch: int, z_dim: int, width: int, seed: int, device: torch.device) -> None:
         g, d = make_nets(list(data.shape[1:]), z_dim, width, seed, device)
         optimizers = {
             "generator": functools.partial(torch.optim.Adam, lr=LR, betas=BETAS),
@@ -90,40 +83,11 @@ class GenrunSide:
         }
         self.pipeline = GANPipeline(g, d, NonSaturating(), optimizers, device=device, z_dim=z_dim, n_critic=1)
         self.batches = Batches(DataBundle(train=data), batch, device, seed)
-        self.device, self.via_fit = device, via_fit
+        self.device = device
         self.step = 0
-        # what fit() holds for the whole run
-        self.tracker = ScalarTracker()
-        self.stop = StopSignals()
-        self.progress = ProgressReporter(0, 10**12)
-        if self.progress.bar is not None:  # on a terminal: keep the call, not the live drawing
-            self.progress.bar, self.progress.live = None, False
         self.preview = self.pipeline.sample_noise(64, torch.Generator(device).manual_seed(seed))
 
     def run(self, k: int) -> None:
-        if self.via_fit:
-            self._run_fit(k)
-        else:
-            self._run_loop(k)
-
-    def _run_loop(self, k: int) -> None:
-        """The body of genrun.engine.loop.fit, minus the file writers, for k steps."""
-        pipeline, tracker, progress, stop = self.pipeline, self.tracker, self.progress, self.stop
-        next_batch: Callable = self.batches
-        end = self.step + k
-        step = self.step
-        with stop:
-            while step < end and not stop.requested:
-                step += 1
-                tracker.add(step, pipeline.step(next_batch))
-                progress.advance(step)
-                if step % LOG_EVERY == 0:
-                    scalars = tracker.flush()
-                    progress.report(step, scalars)
-                # sample_every / ckpt_every lie past any benchmark: those branches never fire
-        self.step = step
-
-    def _run_fit(self, k: int) -> None:
         far = self.step + k + 10**9
         trainer = TrainerConfig(max_steps=self.step + k, log_every=LOG_EVERY, sample_every=far, ckpt_every=far)
         fit(self.pipeline, self.batches, trainer, _NullOutputs(), lambda step: None, self.preview, self.step)
@@ -186,7 +150,7 @@ def timed(side: GenrunSide | BareSide, k: int) -> float:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps-per-block", type=int, default=5, help="steps of one side per timed block")
+    p.add_argument("--steps-per-block", type=int, default=50, help="steps of one side per timed block (one fit() call)")
     p.add_argument("--rounds", type=int, default=40, help="rounds (at most); each times one block of each side")
     p.add_argument("--min-rounds", type=int, default=6, help="rounds run even past --budget-s")
     p.add_argument("--budget-s", type=float, default=150.0,
@@ -201,9 +165,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=cores(), help="torch.set_num_threads (default: all usable cores)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--via-fit", action="store_true",
-                   help="time genrun blocks as calls of genrun.engine.loop.fit itself; each call also does "
-                        "fit's end-of-run work (flush, preview generate, check), so use large blocks")
     return p.parse_args()
 
 
@@ -227,9 +188,9 @@ def main() -> None:
           f"device {device} ({where})")
     print(f"DCGAN {list(data.shape[1:])} z_dim {args.z_dim} width {args.width} batch {args.batch} | nsgan, "
           f"Adam {LR} {BETAS} | data {args.data} ({len(data)} images) | log_every {LOG_EVERY}"
-          f"{' | genrun via fit()' if args.via_fit else ''}")
+          " | genrun via fit()")
 
-    genrun_side = GenrunSide(data, args.batch, args.z_dim, args.width, args.seed, device, args.via_fit)
+    genrun_side = GenrunSide(data, args.batch, args.z_dim, args.width, args.seed, device)
     bare_side = BareSide(data, args.batch, args.z_dim, args.width, args.seed, device)
     for a, b in zip(genrun_side.pipeline.nets.parameters(),
                     [*bare_side.g.parameters(), *bare_side.d.parameters()], strict=True):

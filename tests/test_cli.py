@@ -139,6 +139,7 @@ BAD_INPUT = [
     (["dataset.binarize=sometimes"], r"dataset.binarize='sometimes': valid: none, static, dynamic"),
     (["model=vae", "model.likelihood=poisson"], r"model.likelihood='poisson': valid: auto, bernoulli, continuous_bernoulli"),
     (["model=gan", "dataset=ring8", "+dataset.binarize=static"], r"dataset.binarize=static needs images"),
+    (["hydra.run.dir=AFILE/run"], r"cannot create the folder hydra.run.dir=.*afile/run: Not a directory"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUT.append((["trainer.device=cuda"], r"trainer.device=cuda but no cuda device is available"))
@@ -146,9 +147,11 @@ if not torch.cuda.is_available():
 
 @pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
-    args = [a.replace("EMPTY", str(tmp_path / "empty")) for a in args]
+    args = [a.replace("EMPTY", str(tmp_path / "empty")).replace("AFILE", str(tmp_path / "afile")) for a in args]
     (tmp_path / "empty").mkdir()
-    proc = run_cli(*args, "trainer=debug", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    (tmp_path / "afile").write_text("a file where a folder would go")
+    run_dir = [] if any(a.startswith("hydra.run.dir=") for a in args) else [f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = run_cli(*args, "trainer=debug", *run_dir, cwd=tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert __import__("re").search(message, output), output
