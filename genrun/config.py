@@ -47,6 +47,9 @@ class TrainerConfig:
     ckpt_every: int = within(500, POSITIVE)
     keep_last: int = within(2, Range(0, integer=True))  # step_<N>.pt files kept beside last.pt
     sample_n: int | None = within(None, POSITIVE)  # samples per picture; None: 64 images or 1024 2D points
+    precision: str = "32"  # 32, bf16 or 16: autocast of every phase's forward pass (16: with loss scaling)
+    grad_clip: float = within(0.0, Range(0))  # clip each phase's gradient norm to this (0 = off)
+    compile: bool = False  # torch.compile every network (in place)
 
 
 def run_dir(resume: str | None, fresh: str) -> str:

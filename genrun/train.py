@@ -26,6 +26,7 @@ from genrun.engine.outputs import RunOutputs
 from genrun.engine.rng import rng_state, seed_everything, set_rng_state
 from genrun.engine.summary import print_summary
 from genrun.engine.tracker import NonFiniteLoss
+from genrun.engine.updates import Updater, compile_failure, prepare_for_speed
 from genrun.errors import GenrunError
 from genrun.metrics.modes import mode_metrics
 from genrun.pipelines.base import Noise, Pipeline
@@ -202,12 +203,14 @@ def preview_inputs(pipeline: Pipeline, data: DataBundle, n: int, seed: int) -> N
     return {**fixed, **{k: v.to(pipeline.device) for k, v in real.items()}}
 
 
-def checkpoint_state(step: int, cfg: DictConfig, pipeline: Pipeline, batches: Batches, noise: Noise) -> dict:
+def checkpoint_state(step: int, cfg: DictConfig, pipeline: Pipeline, updater: Updater, batches: Batches,
+                     noise: Noise) -> dict:
     """Everything a bit-exact continuation needs, as plain types (no pickle)."""
     return {
         "step": step,
         "family": cfg.model._target_,
         "pipeline": pipeline.state_dict(),
+        "updater": updater.state_dict(),
         "data": batches.state_dict(),
         "rng": rng_state(),
         "sample_noise": noise,
@@ -216,10 +219,11 @@ def checkpoint_state(step: int, cfg: DictConfig, pipeline: Pipeline, batches: Ba
     }
 
 
-def restore(checkpoint: dict, pipeline: Pipeline, batches: Batches) -> tuple[int, Noise]:
+def restore(checkpoint: dict, pipeline: Pipeline, updater: Updater, batches: Batches) -> tuple[int, Noise]:
     """Load a checkpoint into freshly built objects; returns (step, preview noise)."""
     try:
         pipeline.load_state_dict(checkpoint["pipeline"])
+        updater.load_state_dict(checkpoint.get("updater", {}))
         batches.load_state_dict(checkpoint["data"])
         set_rng_state(checkpoint["rng"])
         noise = {k: v.to(pipeline.device) for k, v in checkpoint["sample_noise"].items()}
@@ -288,15 +292,17 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     check_ranges(cfg)
     trainer = cfg.trainer
     device = pick_device(trainer.device)
+    updater = Updater(device, trainer.precision, trainer.grad_clip)
     seed_everything(int(trainer.seed))
     data = build_data(cfg)
     pipeline = build_pipeline(cfg, device)
+    prepare_for_speed(pipeline, bool(trainer.compile))
     if float(trainer.get("ema", 0.0)) > 0 and not pipeline.ema_sources:
         raise GenrunError(f"trainer.ema={trainer.ema}: model={config_name(cfg, 'model')} keeps no EMA copy "
                           "(families with EMA: gan, dcgan, mine); use trainer.ema=0")
     batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)))
     if checkpoint is not None:
-        start, noise = restore(checkpoint, pipeline, batches)
+        start, noise = restore(checkpoint, pipeline, updater, batches)
         warn_if_schedule_ends_early(checkpoint, pipeline, int(trainer.max_steps))
     else:
         start = 0
@@ -308,10 +314,10 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     log.info("run folder: %s (device %s, %s, start step %d)", run_dir, device, type(pipeline).__name__, start)
 
     def save(step: int) -> None:
-        checkpoints.save(checkpoint_state(step, cfg, pipeline, batches, noise), step)
+        checkpoints.save(checkpoint_state(step, cfg, pipeline, updater, batches, noise), step)
 
     try:
-        result = fit(pipeline, batches, trainer, outputs, save, noise, start)
+        result = fit(pipeline, batches, trainer, outputs, save, noise, start, updater)
         metrics = final_metrics(cfg, result, pipeline, data)
         outputs.metrics(metrics)
         outputs.hparams(flat_hparams(cfg), metrics)
@@ -319,8 +325,11 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
         outputs.close_quietly()
         last = f"{checkpoints.last} is the last good checkpoint" if checkpoints.last.exists() else "no checkpoint was written"
         raise GenrunError(f"training diverged: {exc}; stopped ({last})") from exc
-    except BaseException:
+    except BaseException as exc:
         outputs.close_quietly()  # the first error is the one to report
+        failure = compile_failure(exc)
+        if failure is not None:
+            raise failure from exc
         raise
     outputs.close()
     print_summary(run_dir, metrics)

@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_module
 
 from genrun.config import register
 from genrun.data.bundle import Batches
+from genrun.engine.updates import train_step
 from genrun.pipelines.base import Pipeline
 from genrun.train import build_data, build_pipeline
 
@@ -48,8 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         for variant, (pipeline, batches) in runs.items():
             t0 = time.process_time()
             for _ in range(args.steps):
-                pipeline.step(batches)
-                pipeline.advance_schedules()
+                train_step(pipeline, batches)
             spent[variant] += time.process_time() - t0
     n = args.rounds * args.steps
     print(f"| Adam | CPU ms/step | vs loop |  ({' '.join(args.set)}, {n} steps each, one thread)")

@@ -8,7 +8,7 @@
    --probe-budget CPU-seconds of training each.
 
 Each model is built from its config exactly as `genrun model=... dataset=digits` builds it
-(plus --set overrides) and trained with the same pipeline.step the loop calls; metrics are
+(plus --set overrides) and trained with the same update the loop runs (genrun.engine.updates); metrics are
 the ones the run writes to metrics.json. Prints a Markdown table. CPU time is the process's.
 
     .venv/bin/python scripts/bench_families.py                                   # ~25 CPU-min
@@ -26,6 +26,7 @@ import torch
 
 from genrun.config import register
 from genrun.data.bundle import Batches, DataBundle
+from genrun.engine.updates import train_step
 from genrun.pipelines.base import Pipeline
 from genrun.train import build_data, build_pipeline
 
@@ -54,7 +55,7 @@ def train(model: str, overrides: list[str], budget_s: float, eval_every: int,
     g = torch.Generator().manual_seed(1)
     start, step, metrics = time.process_time(), 0, {}
     while (spent := time.process_time() - start) < budget_s:
-        pipeline.step(batches)
+        train_step(pipeline, batches)
         step += 1
         if eval_every and step % eval_every == 0:
             metrics = pipeline.evaluate(data, g)

@@ -15,6 +15,7 @@ from PIL import Image
 from genrun.data.bundle import Batches, DataBundle
 from genrun.engine.checkpoint import load_checkpoint
 from genrun.engine.images import PALETTE, labelled_points, paired_rows, picture, square_indices
+from genrun.engine.updates import train_step
 from genrun.errors import GenrunError
 from genrun.metrics.codes import matched_accuracy
 from genrun.metrics.probe import linear_probe
@@ -149,7 +150,7 @@ def test_every_adversarial_loss_trains_every_adversarial_family(model, ring8, ad
         loss = build(node, name)
         torch.manual_seed(0)
         pipeline = build(model_arguments(cfg.model), model, loss=loss, optimizers=optimizers, device=torch.device("cpu"))
-        scalars = [pipeline.step(batches) for _ in range(2)][-1]
+        scalars = [train_step(pipeline, batches) for _ in range(2)][-1]
         assert {"loss/d", "loss/g"} <= set(scalars), name
         assert all(torch.isfinite(v) for v in scalars.values()), (name, scalars)
 
@@ -252,4 +253,4 @@ def test_cgan_on_batches_without_labels_is_a_clear_error():
     pipeline = build_pipeline(compose_config(*tiny("cgan")), torch.device("cpu"))
     data = DataBundle(train=torch.zeros(8, 1, 16, 16))
     with pytest.raises(GenrunError, match="model=cgan needs labelled data"):
-        pipeline.step(lambda: {"x": data.train})
+        train_step(pipeline, lambda: {"x": data.train})

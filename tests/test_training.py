@@ -150,18 +150,18 @@ def test_checkpoint_round_trips_bit_exactly(tmp_path):
 
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from genrun.pipelines.gan import GANPipeline
+    from genrun.engine.updates import Updater
 
-    real_step, calls = GANPipeline.step, []
+    real_step, calls = Updater.step, []
 
-    def step_that_diverges_at_12(self, next_batch):
+    def step_that_diverges_at_12(self, pipeline, next_batch):
         calls.append(1)
-        scalars = real_step(self, next_batch)
+        scalars = real_step(self, pipeline, next_batch)
         if len(calls) >= 12:
             scalars["loss/g"] = scalars["loss/g"] * float("nan")
         return scalars
 
-    monkeypatch.setattr(GANPipeline, "step", step_that_diverges_at_12)
+    monkeypatch.setattr(Updater, "step", step_that_diverges_at_12)
     cfg = compose_config(*tiny_overrides("gan", "dataset=ring8", "trainer.max_steps=50", "trainer.ckpt_every=5",
                                          "trainer.log_every=7"))
     with pytest.raises(GenrunError, match=r"loss/g became NaN or infinite at step 12") as info:

@@ -11,6 +11,7 @@ from hydra.errors import ConfigCompositionException
 from torch import nn
 
 from genrun.engine.checkpoint import load_checkpoint
+from genrun.engine.updates import Updater, train_step
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import WGANGP, NonSaturating
 from genrun.losses.penalties import gradient_penalty
@@ -75,12 +76,12 @@ def test_pipeline_feeds_packed_batches_to_the_discriminator_in_both_phases():
     pipeline = conv_pipeline(pack=4, loss=WGANGP())
     seen = []
     pipeline.discriminator.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape)))
-    scalars = pipeline.step(stream(images(), 16))
+    scalars = train_step(pipeline, stream(images(), 16))
     # D phase: real, fake, gradient penalty on packed interpolates; G phase: fake
     assert seen == [(4, 4, 16, 16)] * 4
     assert torch.isfinite(scalars["gp"]) and torch.isfinite(scalars["loss/g"])
     with pytest.raises(GenrunError, match="batch_size=10 is not divisible by model.pack=4"):
-        pipeline.step(stream(images(), 10))
+        train_step(pipeline, stream(images(), 10))
 
 
 def test_pack_mismatch_between_model_and_discriminator_is_an_error():
@@ -112,7 +113,7 @@ def test_spectral_norm_keeps_every_discriminator_layer_at_unit_largest_singular_
     pipeline = conv_pipeline(spectral_norm=True, minibatch_discrimination=4)
     next_batch = stream(images(), 16)
     for _ in range(20):
-        pipeline.step(next_batch)
+        train_step(pipeline, next_batch)
     d = pipeline.discriminator.eval()  # eval: no further power iteration, the weight as used
     sigmas = largest_singular_values(d)
     assert len(sigmas) == 3  # the 2 convs of the trunk, the linear head after minibatch discrimination
@@ -132,7 +133,7 @@ def test_ema_follows_the_closed_form():
     hand = copy.deepcopy(history[0])
     next_batch = stream(images(), 16)
     for _ in range(k):
-        pipeline.step(next_batch)
+        train_step(pipeline, next_batch)
         history.append([p.detach().clone() for p in g.parameters()])
         hand = [decay * h + (1 - decay) * p for h, p in zip(hand, history[-1], strict=True)]
     for i, ema in enumerate(g_ema.parameters()):
@@ -148,7 +149,7 @@ def test_ema_batchnorm_statistics_are_those_of_the_averaged_weights():
     pipeline = conv_pipeline(ema=0.8)
     next_batch = stream(images(), 16)
     for _ in range(6):
-        pipeline.step(next_batch)
+        train_step(pipeline, next_batch)
     z = torch.randn(4096, 8, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():  # the averaged weights normalised by their own batch statistics
         own_batch = copy.deepcopy(pipeline.nets["generator_ema"]).train()(z)
@@ -162,7 +163,7 @@ def test_ema_batchnorm_statistics_are_those_of_the_averaged_weights():
     pipeline.ema_statistics_fresh = False
     pipeline.refresh_ema_statistics()  # depends only on the weights: bit-identical again
     assert all(torch.equal(a, b) for a, b in zip(refreshed, pipeline.nets["generator_ema"].buffers(), strict=True))
-    pipeline.step(next_batch)
+    train_step(pipeline, next_batch)
     assert not pipeline.ema_statistics_fresh  # an update makes them stale until the next sample or save
 
 
@@ -170,7 +171,7 @@ def test_samples_come_from_the_ema_generator():
     pipeline = conv_pipeline(ema=0.9)
     next_batch = stream(images(), 16)
     for _ in range(3):
-        pipeline.step(next_batch)
+        train_step(pipeline, next_batch)
     noise = pipeline.sample_noise(8, torch.Generator().manual_seed(0))
     with_ema = pipeline.generate(noise)
     pipeline.use_ema = False
@@ -195,12 +196,12 @@ def test_ema_off_adds_nothing_and_bad_decays_are_errors():
 
 def test_ema_can_be_switched_on_or_off_when_loading_a_checkpoint():
     plain, with_ema = conv_pipeline(), conv_pipeline(ema=0.99)
-    plain.step(stream(images(), 16))
+    train_step(plain, stream(images(), 16))
     with_ema.load_state_dict(plain.state_dict())  # switched on at resume: starts at the saved G
     for a, b in zip(with_ema.nets["generator_ema"].state_dict().values(), plain.generator.state_dict().values(),
                     strict=True):
         assert torch.equal(a, b)
-    with_ema.step(stream(images(), 16))
+    train_step(with_ema, stream(images(), 16))
     plain.load_state_dict(with_ema.state_dict())  # switched off: the saved average is dropped
     assert set(plain.state_dict()["nets"]) == {"generator", "discriminator"}
     with pytest.raises(GenrunError, match="checkpoint holds networks"):
@@ -224,7 +225,8 @@ def test_feature_matching_replaces_the_generator_loss_with_packed_features():
     # packed means (2, 0, 0, 2) and (1, 1, 1, 1): 1 + 1 + 1 + 1
     assert pipeline.generator_loss(pack_samples(fake, 2), real).item() == pytest.approx(4.0)
     d_before = copy.deepcopy(pipeline.discriminator.state_dict())
-    pipeline.generator_phase(4, real)
+    generator_phase = next(phase for phase in pipeline.phases if phase.name == "G")
+    Updater().update(pipeline, generator_phase, {"x": real})
     assert all(torch.equal(v, pipeline.discriminator.state_dict()[k]) for k, v in d_before.items())
     with pytest.raises(GenrunError, match="feature_matching=true needs a discriminator with features"):
         GANPipeline(mlp.Generator(4, [2]), nn.Linear(2, 1), NonSaturating(), ADAM, z_dim=4, feature_matching=True)

@@ -1,7 +1,7 @@
 """The training loop: family-agnostic, short enough to read at once.
 
-It calls `pipeline.step` and decides when to log, draw samples and checkpoint; it never
-sees a generator or a discriminator, a loss or an optimizer.
+It has the updater run the family's phases each step and decides when to log, draw samples
+and checkpoint; it never sees a generator or a discriminator, a loss or an optimizer.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from genrun.engine.outputs import RunOutputs
 from genrun.engine.progress import ProgressReporter
 from genrun.engine.signals import StopSignals
 from genrun.engine.tracker import ScalarTracker
+from genrun.engine.updates import Updater
 from genrun.pipelines.base import Noise, Pipeline
 
 
@@ -37,16 +38,17 @@ def fit(
     save_checkpoint: Callable[[int], None],
     preview_inputs: Noise,
     start_step: int = 0,
+    updater: Updater | None = None,
 ) -> LoopResult:
     """Train from `start_step` to `trainer.max_steps`, or until a stop signal arrives."""
+    updater = updater if updater is not None else Updater(pipeline.device)
     tracker = ScalarTracker()
     step, scalars = start_step, {}
     t0 = t_log = time.perf_counter()
     with StopSignals() as stop, ProgressReporter(start_step, trainer.max_steps) as progress:
         while step < trainer.max_steps:
             step += 1
-            tracker.add(step, pipeline.step(next_batch))
-            pipeline.advance_schedules()
+            tracker.add(step, updater.step(pipeline, next_batch))
             progress.advance(step)
             final = step == trainer.max_steps or stop.requested
             if step % trainer.log_every == 0 or final:

@@ -8,16 +8,24 @@ import torch
 from torch import Tensor, nn
 
 
+def full_precision(x: Tensor) -> torch.autocast:
+    """Gradient penalties run in float32 under any autocast: squared input gradients overflow
+    float16 and lose most digits in bfloat16."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
     """Gulrajani et al. 2017: E[(||grad_x V(x_hat)||_2 - 1)^2] on x_hat = a x + (1 - a) x~.
 
     `a` is drawn once per sample (not per pixel) and the norm is taken over each sample's
     whole flattened gradient (not per channel): the two most common bugs in the wild.
     """
+    real, fake = real.detach().float(), fake.detach().float()
     alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    with full_precision(x_hat):
+        (grad,) = torch.autograd.grad(critic(x_hat).float().sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
 
 
 def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
@@ -26,9 +34,10 @@ def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
     V is the critic's raw output (the logit), and the squared norm is taken per sample over its
     whole flattened gradient; the graph is kept so the penalty trains the critic.
     """
-    x = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1).mean()
+    x = real.detach().float().requires_grad_(True)
+    with full_precision(x):
+        (grad,) = torch.autograd.grad(critic(x).float().sum(), x, create_graph=True)
+        return grad.flatten(1).pow(2).sum(1).mean()
 
 
 @torch.no_grad()

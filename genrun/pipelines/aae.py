@@ -2,15 +2,15 @@
 
 Three phases per step (paper, sec. 2): reconstruction (encoder and decoder minimise
 `recon_weight` x the squared error), regularisation (the critic tells prior samples from
-codes, `n_critic` times) and generator (the encoder moves its codes to where the critic
-scores them as prior samples). The latent game takes any adversarial objective; the
+codes, `n_critic` times, each on a fresh batch) and generator (the encoder moves the codes of
+the last batch to where the critic scores them as prior samples). The latent game takes any adversarial objective; the
 prior is a class from nets/priors.py. The encoder is deterministic or Gaussian
 (`stochastic_encoder`, codes drawn by reparameterisation).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -20,7 +20,14 @@ from genrun.engine.images import labelled_points, paired_rows
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.metrics.recon import autoencoder_metrics
 from genrun.nets.priors import Prior
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.pipelines.base import (
+    Noise,
+    OptimizerFactory,
+    Phase,
+    Pipeline,
+    critic_objective,
+    critic_phase,
+)
 from genrun.schema import NonNegative, PositiveInt
 
 PRIOR_POINTS = 2000  # prior samples drawn in grey under the codes of the latent picture
@@ -50,9 +57,14 @@ class AAEPipeline(Pipeline):
         self.encoder = self.add_net("encoder", encoder)
         self.decoder = self.add_net("decoder", decoder)
         self.discriminator = self.add_net("discriminator", discriminator)
-        self.opt_e = self.add_optimizer("encoder", self.encoder)
-        self.opt_g = self.add_optimizer("generator", self.decoder)
-        self.opt_d = self.add_optimizer("discriminator", self.discriminator)
+        self.add_optimizer("encoder", self.encoder)
+        self.add_optimizer("generator", self.decoder)
+        self.add_optimizer("discriminator", self.discriminator)
+        self.phases = [
+            Phase("reconstruction", ("encoder", "generator"), self.reconstruction_objective),
+            critic_phase(self.loss, self.discriminator, self.regularisation_objective, n_critic),
+            Phase("G", ("encoder",), self.generator_objective, fresh_batch=False),
+        ]
 
     def code_mean(self, x: Tensor) -> Tensor:
         """The encoder's code (its mean when stochastic)."""
@@ -66,34 +78,24 @@ class AAEPipeline(Pipeline):
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
 
-    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-        x = next_batch()["x"]
-        scalars = self.reconstruction_phase(x)
-        for i in range(self.n_critic):
-            x = next_batch()["x"] if i else x
-            scalars.update(self.regularisation_phase(x))
-        scalars.update(self.generator_phase(x))
-        return scalars
-
-    def reconstruction_phase(self, x: Tensor) -> dict[str, Tensor]:
+    def reconstruction_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Encoder and decoder minimise the squared reconstruction error (mean per value)."""
+        x = batch["x"]
         recon = (self.decoder(self.encode(x)) - x).pow(2).mean()
-        update(self.recon_weight * recon, self.opt_e, self.opt_g)
-        return {"aae/recon": recon.detach()}
+        return self.recon_weight * recon, {"aae/recon": recon}
 
-    def regularisation_phase(self, x: Tensor) -> dict[str, Tensor]:
+    def regularisation_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """The critic learns to tell prior samples ("real") from the codes of x ("fake")."""
+        x = batch["x"]
         with torch.no_grad():
             codes = self.encode(x)
         prior = self.prior.sample(len(x), self.device)
-        return critic_update(self.loss, self.discriminator, self.opt_d, self.discriminator, prior, codes)
+        return critic_objective(self.loss, self.discriminator, prior, codes)
 
-    def generator_phase(self, x: Tensor) -> dict[str, Tensor]:
-        """The encoder moves its codes to where the frozen critic scores them as prior samples."""
-        with frozen(self.discriminator):
-            loss_g = self.loss.g_loss(self.discriminator(self.encode(x)))
-            update(loss_g, self.opt_e)
-        return {"loss/g": loss_g.detach()}
+    def generator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """The encoder moves its codes to where the critic scores them as prior samples."""
+        loss_g = self.loss.g_loss(self.discriminator(self.encode(batch["x"])))
+        return loss_g, {"loss/g": loss_g}
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
         return {"z": self.prior.sample(n, self.device, generator)}

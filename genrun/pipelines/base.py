@@ -1,11 +1,14 @@
 """The protocol between the engine and a model family.
 
-The loop calls `step`, `advance_schedules` and `previews`; the run around it draws the fixed
-preview inputs with `sample_noise`, saves and restores `state_dict`/`load_state_dict`, and
-ends with `sample` (2D mode metrics) and `evaluate`; the builder reads `loss_kinds` and
-`primary_metric` and adds LR schedules with `add_schedulers`. Everything about networks,
-objectives and update order lives in the family. A family never sees a file, a writer or a
-progress bar.
+A family declares its training step as `phases`: which optimizer roles each phase updates,
+what it minimises, how often it repeats (n_critic), whether it draws a fresh batch, and what
+runs after its optimizer step (WGAN clipping, EMA). The engine (genrun.engine.updates) runs
+them: no family calls backward() or an optimizer's step, so precision, several processes and
+gradient clipping are the engine's alone (it also steps the LR schedules after each step).
+The loop calls `previews`; the run around it draws the fixed preview inputs with `sample_noise`, saves and
+restores `state_dict`/`load_state_dict`, and ends with `sample` (2D mode metrics) and
+`evaluate`; the builder reads `loss_kinds` and `primary_metric` and adds LR schedules with
+`add_schedulers`. A family never sees a file, a writer or a progress bar.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -26,6 +30,21 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 Noise = dict[str, Tensor]
 EMA_SUFFIX = "_ema"
 CALIBRATION_BATCHES, CALIBRATION_SIZE = 8, 256  # inputs that re-estimate an EMA copy's BatchNorm statistics
+Objective = Callable[[Batch], tuple[Tensor, dict[str, Tensor]]]
+
+
+@dataclass
+class Phase:
+    """One update of a training step (stylegan2-ada's Gmain/Dmain idea): the optimizer `roles`
+    it steps minimise `objective(batch)` = (loss, scalars to log), `repeats` times in a row,
+    each on a fresh batch or on the step's last one; `after` runs after each optimizer step."""
+
+    name: str
+    roles: tuple[str, ...]
+    objective: Objective
+    repeats: int = 1
+    fresh_batch: bool = True
+    after: Callable[[], None] | None = None
 
 
 class Pipeline:
@@ -54,6 +73,7 @@ class Pipeline:
         self.ema_sources: dict[str, str] = {}  # EMA net name -> the net it averages
         self.ema_statistics_fresh = False  # EMA copies' BatchNorm statistics fit their weights
         self.use_ema = True  # sample from the EMA copies when there are any (genrun-sample ema=false unsets it)
+        self.phases: list[Phase] = []  # the training step, in order (set by each family)
 
     # -- building -------------------------------------------------------------------------
     def add_net(self, name: str, net: nn.Module) -> nn.Module:
@@ -74,11 +94,6 @@ class Pipeline:
         """One learning-rate schedule per optimizer role (the `scheduler` config group), built
         after the family made its optimizers, so no family has to know about schedules."""
         self.schedulers = {role: factory(opt) for role, opt in self.optimizers.items()}
-
-    def advance_schedules(self) -> None:
-        """Called by the loop after every `step`: one schedule step per training step."""
-        for scheduler in self.schedulers.values():
-            scheduler.step()
 
     def add_ema(self, name: str) -> nn.Module | None:
         """Average net `name`'s weights over training (Karras et al. 2018; Yazici et al. 2019).
@@ -148,10 +163,6 @@ class Pipeline:
         return self.nets[name]
 
     # -- the protocol -----------------------------------------------------------------------
-    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-        """One training step (drawing as many batches as it needs); scalars stay on the device."""
-        raise NotImplementedError
-
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
         """The inputs of `generate` for n samples, drawn from `generator` (reproducible grids)."""
         raise NotImplementedError
@@ -233,33 +244,16 @@ class Pipeline:
         return torch.randn(*shape, device=self.device, generator=generator)
 
 
-def update(loss: Tensor, *optimizers: torch.optim.Optimizer) -> None:
-    """One step of each optimizer on `loss` (gradients reset first, as None to save a memset)."""
-    for opt in optimizers:
-        opt.zero_grad(set_to_none=True)
-    loss.backward()
-    for opt in optimizers:
-        opt.step()
-
-
-@contextmanager
-def frozen(net: nn.Module) -> Iterator[None]:
-    """No parameter gradients for `net` (e.g. D during the G phase): saves its weight-grad work."""
-    net.requires_grad_(False)
-    try:
-        yield
-    finally:
-        net.requires_grad_(True)
-
-
-def critic_update(loss: Any, net: nn.Module, optimizer: torch.optim.Optimizer, critic: Callable[[Tensor], Tensor],
-                  real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-    """One update of an adversarial critic: its loss plus the objective's regularisers, then the
-    objective's post-step hook (e.g. WGAN clipping). `critic` maps inputs to logits (it may close
-    over conditioning, e.g. labels); `net` is the module the hook acts on."""
+def critic_objective(loss: Any, critic: Callable[[Tensor], Tensor], real: Tensor,
+                     fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """An adversarial critic's loss plus the objective's regularisers (already weighted), and the
+    scalars to log. `critic` maps inputs to logits (it may close over conditioning, e.g. labels)."""
     loss_d = loss.d_loss(critic(real), critic(fake))
     regs = loss.regularizers(critic, real, fake)
-    update(sum(regs.values(), start=loss_d), optimizer)
-    loss.after_critic_step(net)
-    return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
+    return sum(regs.values(), start=loss_d), {"loss/d": loss_d, **regs}
 
+
+def critic_phase(loss: Any, net: nn.Module, objective: Objective, repeats: int) -> Phase:
+    """The critic's phase of an adversarial family: role `discriminator`, `repeats` (n_critic)
+    updates on fresh batches, then the objective's post-step hook on `net` (WGAN clipping)."""
+    return Phase("D", ("discriminator",), objective, repeats=repeats, after=lambda: loss.after_critic_step(net))

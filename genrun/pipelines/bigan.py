@@ -22,7 +22,14 @@ from genrun.engine.images import labelled_points, paired_rows
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.metrics.recon import autoencoder_metrics
 from genrun.nets.conditional import JointCritic, NetFactory
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.pipelines.base import (
+    Noise,
+    OptimizerFactory,
+    Phase,
+    Pipeline,
+    critic_objective,
+    critic_phase,
+)
 from genrun.schema import PositiveInt
 
 
@@ -50,9 +57,11 @@ class BiGANPipeline(Pipeline):
         self.encoder = self.add_net("encoder", encoder)
         critic = JointCritic.coded(discriminator, z_dim, embed_dim, features=features, hidden=features)
         self.discriminator = self.add_net("discriminator", critic)
-        self.opt_g = self.add_optimizer("generator", self.generator)
-        self.opt_e = self.add_optimizer("encoder", self.encoder)
-        self.opt_d = self.add_optimizer("discriminator", self.discriminator)
+        self.add_optimizer("generator", self.generator)
+        self.add_optimizer("encoder", self.encoder)
+        self.add_optimizer("discriminator", self.discriminator)
+        self.phases = [critic_phase(self.loss, self.discriminator, self.discriminator_objective, n_critic),
+                       Phase("GE", ("generator", "encoder"), self.generator_encoder_objective, fresh_batch=False)]
 
     def code_mean(self, x: Tensor) -> Tensor:
         """E(x) (the posterior mean for ALI)."""
@@ -71,30 +80,22 @@ class BiGANPipeline(Pipeline):
         d = shape[1:].numel()
         return lambda v: self.discriminator(v[:, :d].view(-1, *shape[1:]), v[:, d:])
 
-    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-        for _ in range(self.n_critic):
-            x = next_batch()["x"]
-            scalars = self.discriminator_phase(x)
-        scalars.update(self.generator_encoder_phase(x))
-        return scalars
-
-    def discriminator_phase(self, x: Tensor) -> dict[str, Tensor]:
+    def discriminator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Dmain (+ Dreg): encoder pairs (x, E(x)) are "real", generator pairs (G(z), z) "fake"."""
+        x = batch["x"]
         with torch.no_grad():
             z = self.gaussian(len(x), self.z_dim)
             fake, code = self.generator(z), self.encode(x)
         packed_real, packed_fake = torch.cat([x.flatten(1), code], 1), torch.cat([fake.flatten(1), z], 1)
-        return critic_update(self.loss, self.discriminator, self.opt_d, self.pair_critic(x.shape),
-                             packed_real, packed_fake)
+        return critic_objective(self.loss, self.pair_critic(x.shape), packed_real, packed_fake)
 
-    def generator_encoder_phase(self, x: Tensor) -> dict[str, Tensor]:
+    def generator_encoder_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """G and E together: generator pairs toward "real", encoder pairs toward "generated"."""
+        x = batch["x"]
         z = self.gaussian(len(x), self.z_dim)
-        with frozen(self.discriminator):
-            loss_ge = (self.loss.g_loss(self.discriminator(self.generator(z), z))
-                       + self.loss.g_loss_real(self.discriminator(x, self.encode(x))))
-            update(loss_ge, self.opt_g, self.opt_e)
-        return {"loss/g": loss_ge.detach()}
+        loss_ge = (self.loss.g_loss(self.discriminator(self.generator(z), z))
+                   + self.loss.g_loss_real(self.discriminator(x, self.encode(x))))
+        return loss_ge, {"loss/g": loss_ge}
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
         return {"z": self.gaussian(n, self.z_dim, generator=generator)}

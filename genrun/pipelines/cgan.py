@@ -3,14 +3,13 @@
 The label is embedded and joins the noise in G; in D its embedding projects the critic's
 features (Miyato & Koyama 2018), see nets/conditional.py. `generator` and `discriminator`
 in the config are the plain networks (`_partial_`) the family wraps, conv or MLP by
-`model.arch`. A step is `n_critic` critic
-updates on real (x, y) against G(z, y) with the same labels, then one generator update
-on uniformly drawn labels.
+`model.arch`. A step is the critic's phase (`n_critic` updates on real (x, y) against
+G(z, y) with the same labels), then the generator's on uniformly drawn labels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -20,7 +19,14 @@ from genrun.engine.images import labelled_points, square_indices
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.nets.conditional import LabelledGenerator, NetFactory, ProjectionCritic
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.pipelines.base import (
+    Noise,
+    OptimizerFactory,
+    Phase,
+    Pipeline,
+    critic_objective,
+    critic_phase,
+)
 from genrun.schema import NonNegativeInt, PositiveInt
 
 
@@ -69,34 +75,29 @@ class CGANPipeline(Pipeline):
         self.z_dim, self.num_classes, self.n_critic = z_dim, num_classes, n_critic
         self.generator = self.add_net("generator", LabelledGenerator(generator, z_dim, num_classes, embed_dim))
         self.discriminator = self.add_net("discriminator", ProjectionCritic(discriminator, num_classes, features))
-        self.opt_g = self.add_optimizer("generator", self.generator)
-        self.opt_d = self.add_optimizer("discriminator", self.discriminator)
+        self.add_optimizer("generator", self.generator)
+        self.add_optimizer("discriminator", self.discriminator)
+        self.phases = [critic_phase(self.loss, self.discriminator, self.discriminator_objective, n_critic),
+                       Phase("G", ("generator",), self.generator_objective, fresh_batch=False)]
 
-    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-        for _ in range(self.n_critic):
-            batch = next_batch()
-            scalars = self.discriminator_phase(batch["x"], labels_of(batch, "cgan"))
-        scalars.update(self.generator_phase(batch["x"].shape[0]))
-        return scalars
-
-    def discriminator_phase(self, real: Tensor, y: Tensor) -> dict[str, Tensor]:
+    def discriminator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Dmain (+ Dreg): the critic tells real (x, y) from (G(z, y), y), labels shared."""
+        real, y = batch["x"], labels_of(batch, "cgan")
         with torch.no_grad():
             fake = self.generator(self.gaussian(real.shape[0], self.z_dim), y)
 
         def critic(x: Tensor) -> Tensor:
             return self.discriminator(x, y)
 
-        return critic_update(self.loss, self.discriminator, self.opt_d, critic, real, fake)
+        return critic_objective(self.loss, critic, real, fake)
 
-    def generator_phase(self, n: int) -> dict[str, Tensor]:
-        """Gmain: G(z, y) for uniform labels y moves to where the frozen critic scores (x, y) real."""
+    def generator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """Gmain: G(z, y) for uniform labels y moves to where the critic scores (x, y) real."""
+        n = batch["x"].shape[0]
         z = self.gaussian(n, self.z_dim)
         y = torch.randint(self.num_classes, (n,), device=self.device)
-        with frozen(self.discriminator):
-            loss_g = self.loss.g_loss(self.discriminator(self.generator(z, y), y))
-            update(loss_g, self.opt_g)
-        return {"loss/g": loss_g.detach()}
+        loss_g = self.loss.g_loss(self.discriminator(self.generator(z, y), y))
+        return loss_g, {"loss/g": loss_g}
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
         classes = torch.randint(self.num_classes, (n,), device=self.device, generator=generator)

@@ -1,14 +1,14 @@
 """GAN family (Goodfellow et al. 2014): any adversarial objective, MLP or DCGAN networks.
 
-A step is `n_critic` discriminator updates on fresh batches, then one generator update (and
-the generator's EMA, when `ema` > 0). Tricks that compose with any objective: `pack`
+A step is the critic's phase (`n_critic` updates on fresh batches), any regulariser's phases,
+then the generator's (then the generator's EMA, when `ema` > 0). Tricks that compose with any objective: `pack`
 (PacGAN), `feature_matching` (the generator's objective), an EMA generator for sampling;
 the networks bring spectral norm and minibatch discrimination (genrun.nets.layers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 import torch
@@ -17,7 +17,14 @@ from torch import Tensor, nn
 from genrun.data.bundle import Batch
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.pipelines.base import (
+    Noise,
+    OptimizerFactory,
+    Phase,
+    Pipeline,
+    critic_objective,
+    critic_phase,
+)
 from genrun.schema import Decay, PositiveInt
 
 
@@ -26,12 +33,15 @@ class GeneratorRegularizer(Protocol):
 
     `attach` registers its networks and optimizers with the pipeline (so they are saved and
     restored); `generator_terms` returns weighted terms the generator minimises, by the name
-    they are logged under, and may update its own networks first.
+    they are logged under; `phases` are the updates of its own networks, run after the
+    generator's phase.
     """
 
     def attach(self, pipeline: Pipeline) -> None: ...
 
     def generator_terms(self, z: Tensor, fake: Tensor) -> dict[str, Tensor]: ...
+
+    def phases(self) -> list[Phase]: ...
 
 
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tensor:
@@ -78,39 +88,34 @@ class GANPipeline(Pipeline):
         self.regularizers = dict(regularizers or {})
         for regularizer in self.regularizers.values():
             regularizer.attach(self)
+        self.phases = [
+            critic_phase(self.loss, self.discriminator, self.discriminator_objective, n_critic),
+            Phase("G", ("generator",), self.generator_objective, fresh_batch=False, after=self.update_ema),
+            *(phase for r in self.regularizers.values() for phase in r.phases()),
+        ]
 
-    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-        for _ in range(self.n_critic):
-            real = next_batch()["x"]
-            scalars = self.discriminator_phase(real)
-        scalars.update(self.generator_phase(real.shape[0], real))
-        self.update_ema()
-        return scalars
-
-    def discriminator_phase(self, real: Tensor) -> dict[str, Tensor]:
-        """Dmain (+ Dreg): the critic learns to tell `real` from fresh generated samples."""
+    def discriminator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """Dmain (+ Dreg): the critic learns to tell the real batch from fresh generated samples."""
+        real = batch["x"]
         with torch.no_grad():
             fake = self.generator(self.gaussian(real.shape[0], self.z_dim))
-        real, fake = pack_samples(real, self.pack), pack_samples(fake, self.pack)
-        return critic_update(self.loss, self.discriminator, self.opt_d, self.discriminator, real, fake)
+        return critic_objective(self.loss, self.discriminator, pack_samples(real, self.pack),
+                                pack_samples(fake, self.pack))
 
-    def generator_phase(self, n: int, real: Tensor | None = None) -> dict[str, Tensor]:
-        """Gmain: the generator moves its samples to where the (frozen) critic scores them real
-        (or, with feature matching, to where the critic's features of `real` are on average)."""
-        z = self.gaussian(n, self.z_dim)
-        with frozen(self.discriminator):
-            fake = self.generator(z)
-            loss_g = self.generator_loss(pack_samples(fake, self.pack), real)
-            terms = {k: v for r in self.regularizers.values() for k, v in r.generator_terms(z, fake).items()}
-            update(sum(terms.values(), start=loss_g), self.opt_g)
-        return {"loss/g": loss_g.detach(), **{k: v.detach() for k, v in terms.items()}}
+    def generator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """Gmain: the generator moves its samples to where the critic scores them real (or, with
+        feature matching, to where the critic's features of the real batch are on average)."""
+        real = batch["x"]
+        z = self.gaussian(real.shape[0], self.z_dim)
+        fake = self.generator(z)
+        loss_g = self.generator_loss(pack_samples(fake, self.pack), real)
+        terms = {k: v for r in self.regularizers.values() for k, v in r.generator_terms(z, fake).items()}
+        return sum(terms.values(), start=loss_g), {"loss/g": loss_g, **terms}
 
-    def generator_loss(self, packed_fake: Tensor, real: Tensor | None) -> Tensor:
+    def generator_loss(self, packed_fake: Tensor, real: Tensor) -> Tensor:
         """The adversarial generator loss, or feature matching against a real batch."""
         if not self.feature_matching:
             return self.loss.g_loss(self.discriminator(packed_fake))
-        if real is None:
-            raise GenrunError("model.feature_matching=true needs the real batch in generator_phase(n, real)")
         with torch.no_grad():
             target = self.discriminator.features(pack_samples(real, self.pack))
         return feature_matching_loss(target, self.discriminator.features(packed_fake))

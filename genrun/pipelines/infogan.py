@@ -12,8 +12,7 @@ together on the adversarial loss + `lambda_info` x (-L_I). Optimizer roles:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +27,14 @@ from genrun.metrics.heldout import has_labels, in_chunks, split_batch
 from genrun.metrics.probe import probe_accuracies
 from genrun.nets.conditional import NetFactory
 from genrun.nets.heads import SharedBody
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, critic_update, frozen, update
+from genrun.pipelines.base import (
+    Noise,
+    OptimizerFactory,
+    Phase,
+    Pipeline,
+    critic_objective,
+    critic_phase,
+)
 from genrun.schema import NonNegative, NonNegativeInt, PositiveInt
 
 MIN_LOG_STD = -4.0  # a learned std below e^-4 only inflates the continuous bound
@@ -79,8 +85,10 @@ class InfoGANPipeline(Pipeline):
         q_dim = categorical + continuous * (2 if learn_std else 1)
         self.generator = self.add_net("generator", generator(z_dim=z_dim + categorical + continuous))
         self.discriminator = self.add_net("discriminator", SharedBody(discriminator, q_dim, features, features))
-        self.opt_d = self.add_optimizer("discriminator", self.discriminator.body, self.discriminator.d_head)
-        self.opt_g = self.add_optimizer("generator", self.generator, self.discriminator.q_head)
+        self.add_optimizer("discriminator", self.discriminator.body, self.discriminator.d_head)
+        self.add_optimizer("generator", self.generator, self.discriminator.q_head)
+        self.phases = [critic_phase(self.loss, self.discriminator, self.discriminator_objective, n_critic),
+                       Phase("GQ", ("generator",), self.generator_q_objective, fresh_batch=False)]
 
     # -- codes ------------------------------------------------------------------------------
     def latent(self, noise: Noise) -> Tensor:
@@ -105,30 +113,20 @@ class InfoGANPipeline(Pipeline):
         return terms
 
     # -- training ---------------------------------------------------------------------------
-    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-        for _ in range(self.n_critic):
-            real = next_batch()["x"]
-            scalars = self.discriminator_phase(real)
-        scalars.update(self.generator_q_phase(real.shape[0]))
-        return scalars
-
-    def discriminator_phase(self, real: Tensor) -> dict[str, Tensor]:
+    def discriminator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Dmain (+ Dreg): the critic learns to tell real images from coded samples."""
+        real = batch["x"]
         with torch.no_grad():
             fake = self.generator(self.latent(self.sample_noise(real.shape[0])))
-        return critic_update(self.loss, self.discriminator, self.opt_d, self.discriminator, real, fake)
+        return critic_objective(self.loss, self.discriminator, real, fake)
 
-    def generator_q_phase(self, n: int) -> dict[str, Tensor]:
-        """G and Q: min adversarial loss - lambda_info * L_I, the critic's body and D head frozen."""
-        noise = self.sample_noise(n)
-        with ExitStack() as stack:
-            stack.enter_context(frozen(self.discriminator.body))
-            stack.enter_context(frozen(self.discriminator.d_head))
-            logits, q = self.discriminator.both(self.generator(self.latent(noise)))
-            loss_g = self.loss.g_loss(logits)
-            info = self.info_terms(q, noise)
-            update(loss_g - self.lambda_info * sum(info.values()), self.opt_g)
-        return {"loss/g": loss_g.detach(), **{k: v.detach() for k, v in info.items()}}
+    def generator_q_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """G and Q: min adversarial loss - lambda_info * L_I (the critic's body and D head frozen)."""
+        noise = self.sample_noise(batch["x"].shape[0])
+        logits, q = self.discriminator.both(self.generator(self.latent(noise)))
+        loss_g = self.loss.g_loss(logits)
+        info = self.info_terms(q, noise)
+        return loss_g - self.lambda_info * sum(info.values()), {"loss/g": loss_g, **info}
 
     # -- sampling and pictures -------------------------------------------------------------
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from genrun.data.bundle import Batch, DataBundle
 from genrun.errors import GenrunError
 from genrun.losses.mine import MIObjective
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, frozen, update
+from genrun.pipelines.base import Noise, OptimizerFactory, Phase, Pipeline
 from genrun.schema import Decay, NonNegative, PositiveInt
 
 Statistics = Callable[[Tensor, Tensor], Tensor]
@@ -72,7 +72,8 @@ class MINEPipeline(Pipeline):
         self.add_ema("statistics")
         state = loss.new_state()
         self.state = self.add_net("moving_average", state) if state is not None else None
-        self.opt = add_optimizer_as(self, "mine", optimizer_role, self.statistics)
+        add_optimizer_as(self, "mine", optimizer_role, self.statistics)
+        self.phases = [Phase("mine", ("mine",), self.bound_objective, after=self.update_ema)]
 
     def split(self, pairs: Tensor) -> tuple[Tensor, Tensor]:
         """[N, 2, *item] pairs -> x, z (each [N, *item]), checked against the network's sizes."""
@@ -84,12 +85,11 @@ class MINEPipeline(Pipeline):
             )
         return pairs[:, 0], pairs[:, 1]
 
-    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-        x, z = self.split(next_batch()["x"])
+    def bound_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """T ascends the bound on one batch of pairs (marginal pairs: z shuffled in the batch)."""
+        x, z = self.split(batch["x"])
         mi = self.loss.surrogate(*statistics_values(self.statistics, x, z), self.state)
-        update(-mi, self.opt)
-        self.update_ema()
-        return {"mine/mi": mi.detach()}
+        return -mi, {"mine/mi": mi}
 
     def values(self, x: Tensor, z: Tensor) -> Tensor:
         """The averaged T (when `ema` > 0) on many pairs, chunk by chunk (eval mode, no gradients)."""
@@ -143,9 +143,9 @@ class MINEPipeline(Pipeline):
 class MINERegularizer:
     """GAN+MINE (Belghazi et al. 2018, sec. 5.1): G also maximises beta * I(c; G(z)) against mode dropping.
 
-    Plugs into GANPipeline's `regularizers`: each generator step first trains the statistics
-    network on (c, G(z)) pairs (detached), then returns -beta times its MI estimate, whose
-    gradient reaches G through the (frozen) statistics network.
+    Plugs into GANPipeline's `regularizers`: the generator's phase adds -beta times T's MI
+    estimate on its (c, G(z)) pairs, whose gradient reaches G through T (frozen in that phase);
+    then this regulariser's own phase trains T on the same pairs, detached.
     """
 
     def __init__(
@@ -161,6 +161,7 @@ class MINERegularizer:
         self.statistics, self.objective, self.beta = statistics, objective, beta
         self.code_dim, self.optimizer_role = code_dim, optimizer_role
         self.state: nn.Module | None = None
+        self.pairs: tuple[Tensor, Tensor] | None = None  # the generator phase's (c, G(z)), detached
 
     def attach(self, pipeline: Pipeline) -> None:
         z_dim = getattr(pipeline, "z_dim", None)
@@ -172,13 +173,21 @@ class MINERegularizer:
         state = self.objective.new_state()
         if state is not None:
             self.state = pipeline.add_net("mine_moving_average", state)
-        self.opt = add_optimizer_as(pipeline, "mine", self.optimizer_role, self.statistics)
+        add_optimizer_as(pipeline, "mine", self.optimizer_role, self.statistics)
 
     def generator_terms(self, z: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """-beta I(c; G(z)) as T estimates it: G minimises it, so it maximises the information."""
         code = z[:, : self.code_dim] if self.code_dim is not None else z
-        mi = self.objective.surrogate(*statistics_values(self.statistics, code.detach(), fake.detach()), self.state)
-        update(-mi, self.opt)
-        with frozen(self.statistics):
-            g_mi = self.objective.surrogate(*statistics_values(self.statistics, code, fake), self.state, update=False)
-        # "mine/mi" is detached: it is logged and adds nothing to the generator's gradient
-        return {"mine/g_term": -self.beta * g_mi, "mine/mi": mi.detach()}
+        self.pairs = (code.detach(), fake.detach())
+        g_mi = self.objective.surrogate(*statistics_values(self.statistics, code, fake), self.state, update=False)
+        return {"mine/g_term": -self.beta * g_mi}
+
+    def phases(self) -> list[Phase]:
+        return [Phase("mine_regularizer", ("mine",), self.statistics_objective, fresh_batch=False)]
+
+    def statistics_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """T ascends the bound on the generator phase's pairs (logged as mine/mi)."""
+        if self.pairs is None:
+            raise GenrunError("the GAN+MINE statistics phase runs after the generator's, which records its pairs")
+        mi = self.objective.surrogate(*statistics_values(self.statistics, *self.pairs), self.state)
+        return -mi, {"mine/mi": mi}

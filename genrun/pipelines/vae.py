@@ -11,7 +11,7 @@ and linear probes of the codes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +29,7 @@ from genrun.losses.elbo import (
 )
 from genrun.metrics.heldout import in_chunks, split_batch
 from genrun.metrics.probe import probe_accuracies
-from genrun.pipelines.base import Noise, OptimizerFactory, Pipeline, update
+from genrun.pipelines.base import Noise, OptimizerFactory, Phase, Pipeline
 from genrun.schema import Bounds, PositiveInt, Shape
 
 LIKELIHOODS = ("auto", "bernoulli", "continuous_bernoulli", "gaussian")
@@ -98,6 +98,7 @@ class VAEPipeline(Pipeline):
             decoder_nets.append(self.log_scale)
         self.add_optimizer("encoder", self.encoder)
         self.add_optimizer("generator", *decoder_nets)
+        self.phases = [Phase("elbo", ("encoder", "generator"), self.elbo_objective)]
 
     # -- the model ------------------------------------------------------------------------
     def condition(self, batch: Batch) -> tuple[Tensor, ...]:
@@ -134,15 +135,14 @@ class VAEPipeline(Pipeline):
         return self.low + (self.high - self.low) * mean
 
     # -- the protocol ---------------------------------------------------------------------
-    def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-        batch = next_batch()
+    def elbo_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """Encoder and decoder together minimise the negative ELBO of the batch."""
         x, cond = batch["x"], self.condition(batch)
         mu, logvar = self.encode(x, *cond)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation trick
         terms = self.loss(self.log_likelihood(self.decode(z, *cond), x), gaussian_kl_standard(mu, logvar))
         loss = terms.pop("loss")
-        update(loss, *self.optimizers.values())
-        return {"loss/vae": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
+        return loss, {"loss/vae": loss, **terms}
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
         return {"z": self.gaussian(n, self.z_dim, generator=generator)}
