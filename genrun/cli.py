@@ -13,7 +13,7 @@ import traceback
 import hydra
 from omegaconf import DictConfig
 
-from genrun.config import register
+from genrun.config import register, scratch_overrides
 from genrun.errors import GenrunError
 
 log = logging.getLogger("genrun")
@@ -73,6 +73,7 @@ def check_output_folder(argv: list[str]) -> None:
 def main() -> None:
     """`genrun [overrides]` and `genrun -m [sweep]`: exit 1 when any job failed."""
     register()
+    sys.argv += scratch_overrides()  # last on the line: they win over the user's hydra.run.dir
     check_output_folder(sys.argv[1:])
     # a log file that cannot be written (a full disk) must not print logging's own tracebacks
     logging.raiseExceptions = debug_enabled()

@@ -5,6 +5,8 @@ Kept free of torch so that `genrun --help` stays fast.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from genrun.paths import run_folder_of
+from genrun.paths import process_rank, run_folder_of
 from genrun.schema import Range
 
 
@@ -50,6 +52,7 @@ class TrainerConfig:
     precision: str = "32"  # 32, bf16 or 16: autocast of every phase's forward pass (16: with loss scaling)
     grad_clip: float = within(0.0, Range(0))  # clip each phase's gradient norm to this (0 = off)
     compile: bool = False  # torch.compile every network (in place)
+    sync_batchnorm: bool = False  # several processes: BatchNorm statistics over the global batch (CUDA)
 
 
 def run_dir(resume: str | None, fresh: str) -> str:
@@ -62,6 +65,17 @@ def run_dir(resume: str | None, fresh: str) -> str:
 def hydra_subdir(resume: str | None, stamp: str) -> str:
     """hydra.output_subdir: a resume records its invocation beside, not over, the original."""
     return f".hydra/resume_{stamp}" if resume else ".hydra"
+
+
+def scratch_overrides() -> list[str]:
+    """Under torchrun only rank 0 writes the run folder (the ranks' clocks may even name
+    different ones): the others get a scratch folder of their own for Hydra's log, named in
+    GENRUN_SCRATCH and removed when they finish."""
+    if process_rank() == 0:
+        return []
+    scratch = Path(tempfile.gettempdir()) / f"genrun-rank{process_rank()}-{os.getpid()}"
+    os.environ["GENRUN_SCRATCH"] = str(scratch)
+    return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
 
 
 def register() -> None:

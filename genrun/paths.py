@@ -8,6 +8,11 @@ from pathlib import Path
 from genrun.errors import GenrunError
 
 
+def process_rank() -> int:
+    """This process's rank under torchrun (RANK), 0 alone; read before torch is imported."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def find_checkpoint(path: str | os.PathLike) -> Path:
     """A run folder (its checkpoints/last.pt), a checkpoints folder, or a checkpoint file."""
     p = Path(path).expanduser()

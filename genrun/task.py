@@ -12,6 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from genrun.config import TrainerConfig
 from genrun.errors import GenrunError
+from genrun.paths import process_rank
 
 RESUMABLE_PREFIXES = ("trainer.", "resume=", "monitor=")
 
@@ -58,9 +59,25 @@ def hydra_job(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     checkpoint = None
-    if cfg.get("resume"):
-        checkpoint = load_checkpoint(find_checkpoint(cfg.resume))
-        cfg = resume_config(checkpoint["config_raw"], list(hydra_cfg.overrides.task), str(cfg.resume))
-        if hydra_cfg.output_subdir:  # record what this resume actually ran with
-            OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")
-    return primary_value(run(cfg, run_dir, checkpoint))
+    try:
+        if cfg.get("resume"):
+            checkpoint = load_checkpoint(find_checkpoint(cfg.resume))
+            cfg = resume_config(checkpoint["config_raw"], list(hydra_cfg.overrides.task), str(cfg.resume))
+            if hydra_cfg.output_subdir:  # record what this resume actually ran with
+                OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")
+        return primary_value(run(cfg, run_dir, checkpoint))
+    finally:
+        leave_process_group(run_dir)
+
+
+def leave_process_group(run_dir: Path) -> None:
+    """Under torchrun: leave the process group; a rank other than 0 removes its scratch folder."""
+    import os
+    import shutil
+
+    from genrun.engine import distributed
+
+    distributed.shutdown()
+    scratch = os.environ.get("GENRUN_SCRATCH")
+    if process_rank() > 0 and scratch and Path(scratch) == run_dir:
+        shutil.rmtree(run_dir, ignore_errors=True)

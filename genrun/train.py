@@ -20,9 +20,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from genrun.data.binarize import binarize
 from genrun.data.bundle import Batches, DataBundle
+from genrun.engine import distributed
 from genrun.engine.checkpoint import CheckpointDir, remove_stale_temp_files
 from genrun.engine.loop import LoopResult, fit
-from genrun.engine.outputs import RunOutputs
+from genrun.engine.outputs import NoOutputs, RunOutputs
 from genrun.engine.rng import rng_state, seed_everything, set_rng_state
 from genrun.engine.summary import print_summary
 from genrun.engine.tracker import NonFiniteLoss
@@ -205,7 +206,8 @@ def preview_inputs(pipeline: Pipeline, data: DataBundle, n: int, seed: int) -> N
 
 def checkpoint_state(step: int, cfg: DictConfig, pipeline: Pipeline, updater: Updater, batches: Batches,
                      noise: Noise) -> dict:
-    """Everything a bit-exact continuation needs, as plain types (no pickle)."""
+    """Everything a bit-exact continuation needs, as plain types (no pickle). Under torchrun
+    every process calls it (the ranks' RNG states are gathered); rank 0 writes it."""
     return {
         "step": step,
         "family": cfg.model._target_,
@@ -213,6 +215,8 @@ def checkpoint_state(step: int, cfg: DictConfig, pipeline: Pipeline, updater: Up
         "updater": updater.state_dict(),
         "data": batches.state_dict(),
         "rng": rng_state(),
+        "world_size": distributed.world_size(),
+        "rng_ranks": distributed.gather_objects(rng_state()) if distributed.active() else [],
         "sample_noise": noise,
         "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         "config_raw": OmegaConf.to_container(cfg, resolve=False, enum_to_str=True),
@@ -225,12 +229,44 @@ def restore(checkpoint: dict, pipeline: Pipeline, updater: Updater, batches: Bat
         pipeline.load_state_dict(checkpoint["pipeline"])
         updater.load_state_dict(checkpoint.get("updater", {}))
         batches.load_state_dict(checkpoint["data"])
-        set_rng_state(checkpoint["rng"])
+        set_rng_state(rng_of_this_process(checkpoint))
         noise = {k: v.to(pipeline.device) for k, v in checkpoint["sample_noise"].items()}
         return int(checkpoint["step"]), noise
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise GenrunError(f"the checkpoint does not fit this model ({type(exc).__name__}: {first})") from exc
+
+
+def rng_of_this_process(checkpoint: dict) -> dict:
+    """This rank's saved RNG state; a checkpoint of N processes resumed by M != N takes rank 0's."""
+    saved, world = int(checkpoint.get("world_size", 1)), distributed.world_size()
+    if saved == world:
+        return checkpoint["rng_ranks"][distributed.rank()] if world > 1 else checkpoint["rng"]
+    if distributed.rank() == 0:
+        log.warning("the checkpoint was written by %d process(es) and resumes with %d: it continues from rank 0's "
+                    "random state, so it is not bit-exact to a continuation with %d", saved, world, saved)
+    return checkpoint["rng"]
+
+
+def weights_in_sync(pipeline: Pipeline) -> bool:
+    """Every process holds the same weights (a check of the gradient averaging): compares one
+    float64 checksum per process; true in one process."""
+    with torch.no_grad():
+        checksum = float(sum(p.double().sum() for p in pipeline.nets.parameters()))
+    return len(set(distributed.gather_objects(checksum))) == 1
+
+
+def split_for_processes(pipeline: Pipeline, trainer: DictConfig) -> None:
+    """Under torchrun: BatchNorm over the global batch when asked (CUDA), then each process its
+    own random stream (noise differs between ranks; the weights, built before, do not)."""
+    if not distributed.active():
+        return
+    if trainer.sync_batchnorm:
+        if pipeline.device.type != "cuda":
+            raise GenrunError("trainer.sync_batchnorm=true needs CUDA (torch's SyncBatchNorm); use false on the CPU")
+        for net in pipeline.nets.values():
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    seed_everything(int(trainer.seed) + 7919 * (distributed.rank() + 1))
 
 
 def warn_if_schedule_ends_early(checkpoint: dict, pipeline: Pipeline, max_steps: int) -> None:
@@ -291,16 +327,20 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     """Train the run described by `cfg` in `run_dir` (continuing `checkpoint` if given)."""
     check_ranges(cfg)
     trainer = cfg.trainer
-    device = pick_device(trainer.device)
+    device = distributed.local_device(pick_device(trainer.device))
+    distributed.init_from_env(device.type)
+    main = distributed.rank() == 0
     updater = Updater(device, trainer.precision, trainer.grad_clip)
     seed_everything(int(trainer.seed))
     data = build_data(cfg)
     pipeline = build_pipeline(cfg, device)
-    prepare_for_speed(pipeline, bool(trainer.compile))
     if float(trainer.get("ema", 0.0)) > 0 and not pipeline.ema_sources:
         raise GenrunError(f"trainer.ema={trainer.ema}: model={config_name(cfg, 'model')} keeps no EMA copy "
                           "(families with EMA: gan, dcgan, mine); use trainer.ema=0")
-    batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)))
+    split_for_processes(pipeline, trainer)
+    prepare_for_speed(pipeline, bool(trainer.compile))
+    batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)),
+                      distributed.rank(), distributed.world_size())
     if checkpoint is not None:
         start, noise = restore(checkpoint, pipeline, updater, batches)
         warn_if_schedule_ends_early(checkpoint, pipeline, int(trainer.max_steps))
@@ -308,17 +348,25 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
         start = 0
         noise = preview_inputs(pipeline, data, preview_size(trainer, data), int(trainer.seed))
     reference = data.train[:5000] if data.modes is not None else None
-    remove_stale_temp_files(run_dir)  # metrics.json temp files of killed runs
-    checkpoints = CheckpointDir(run_dir / "checkpoints", int(trainer.keep_last))
-    outputs = RunOutputs(run_dir, start, reference)
-    log.info("run folder: %s (device %s, %s, start step %d)", run_dir, device, type(pipeline).__name__, start)
+    if main:
+        remove_stale_temp_files(run_dir)  # metrics.json temp files of killed runs
+    checkpoints = CheckpointDir(run_dir / "checkpoints", int(trainer.keep_last), clean=main)
+    outputs = RunOutputs(run_dir, start, reference) if main else NoOutputs()
+    if main:
+        log.info("run folder: %s (device %s, %d process(es), %s, start step %d)", run_dir, device,
+                 distributed.world_size(), type(pipeline).__name__, start)
 
     def save(step: int) -> None:
-        checkpoints.save(checkpoint_state(step, cfg, pipeline, updater, batches, noise), step)
+        state = checkpoint_state(step, cfg, pipeline, updater, batches, noise)
+        if main:
+            checkpoints.save(state, step)
 
     try:
         result = fit(pipeline, batches, trainer, outputs, save, noise, start, updater)
-        metrics = final_metrics(cfg, result, pipeline, data)
+        in_sync = weights_in_sync(pipeline)
+        metrics = final_metrics(cfg, result, pipeline, data) if main else {}
+        if main and distributed.active():
+            metrics.update({"world_size": distributed.world_size(), "weights_in_sync": in_sync})
         outputs.metrics(metrics)
         outputs.hparams(flat_hparams(cfg), metrics)
     except NonFiniteLoss as exc:
@@ -332,7 +380,8 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
             raise failure from exc
         raise
     outputs.close()
-    print_summary(run_dir, metrics)
+    if main:
+        print_summary(run_dir, metrics)
     if result.exit_code:
         raise SystemExit(result.exit_code)
     return metrics

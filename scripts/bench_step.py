@@ -63,7 +63,10 @@ def sync(device: torch.device) -> None:
 
 # -- genrun side -------------------------------------------------------------------------------
 class _NullOutputs:
-    """Stands in for RunOutputs (TensorBoard/PNG writers) when fit() itself is timed."""
+    """Stands in for RunOutputs (TensorBoard/PNG writers) when fit() itself is timed: pictures
+    are still drawn (the work of rank 0), only not written."""
+
+    main = True
 
     def scalars(self, step: int, values: object) -> None:
         pass

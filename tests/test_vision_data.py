@@ -97,13 +97,13 @@ def test_mnist_style_raw_files_load(tmp_path, name):
 
     assert isinstance(bundle, DataBundle)
     assert len(bundle) == N_IMAGES
+    assert bundle.train.dtype == torch.uint8  # held as pixels, scaled per batch
+    batch = bundle.examples(N_IMAGES)
     for i in (0, 1, 7, N_IMAGES - 1):
-        x, y = bundle.train[i]
-        assert_image_tensor(x, (1, 32, 32))
-        assert int(y) == int(labels[i])
+        assert_image_tensor(batch["x"][i], (1, 32, 32))
+        assert int(batch["y"][i]) == int(labels[i])
     # Pixel values survive the resize and the [0, 255] -> [-1, 1] scaling.
-    white, _ = bundle.train[0]
-    black, _ = bundle.train[1]
+    white, black = batch["x"][0], batch["x"][1]
     assert torch.allclose(white, torch.ones_like(white), atol=1e-5)
     assert torch.allclose(black, -torch.ones_like(black), atol=1e-5)
 
@@ -113,7 +113,8 @@ def test_mnist_keeps_its_size_and_pixels_at_28(tmp_path):
     images, labels = mnist_arrays(seed=3)
     write_mnist(tmp_path, "MNIST", images, labels)
     bundle = torchvision_dataset(name="MNIST", root=str(tmp_path), download=False, image_size=28, channels=1)
-    x, y = bundle.train[5]
+    batch = bundle.examples(N_IMAGES)
+    x, y = batch["x"][5], batch["y"][5]
     expected = torch.from_numpy(images[5]).float() / 255.0 * 2 - 1
     assert tuple(x.shape) == (1, 28, 28)
     assert torch.allclose(x[0], expected, atol=1e-5)
@@ -124,7 +125,7 @@ def test_mnist_as_three_channels(tmp_path):
     images, labels = mnist_arrays()
     write_mnist(tmp_path, "MNIST", images, labels)
     bundle = torchvision_dataset(name="MNIST", root=str(tmp_path), download=False, image_size=32, channels=3)
-    x, _ = bundle.train[3]
+    x = bundle.examples(4)["x"][3]
     assert_image_tensor(x, (3, 32, 32))
     assert torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
 
@@ -139,10 +140,10 @@ def test_cifar10_batches_load(tmp_path, monkeypatch):
     hwc, labels = write_cifar10(tmp_path, per_batch=2)
     bundle = torchvision_dataset(name="CIFAR10", root=str(tmp_path), download=False, image_size=32, channels=3)
 
-    assert len(bundle) == 10
-    assert bundle.train.classes[0] == "airplane"
+    assert len(bundle) == 10 and len(bundle.test) == 2
+    batch = bundle.examples(10)
     for i in (0, 4, 9):
-        x, y = bundle.train[i]
+        x, y = batch["x"][i], int(batch["y"][i])
         assert_image_tensor(x, (3, 32, 32))
         assert y == labels[i]
         expected = torch.from_numpy(hwc[i]).permute(2, 0, 1).float() / 255.0 * 2 - 1
@@ -154,7 +155,7 @@ def test_cifar10_as_grey(tmp_path, monkeypatch):
     monkeypatch.setattr(tvd.cifar, "check_integrity", lambda *a, **k: True)
     write_cifar10(tmp_path, per_batch=1)
     bundle = torchvision_dataset(name="CIFAR10", root=str(tmp_path), download=False, image_size=16, channels=1)
-    x, _ = bundle.train[0]
+    x = bundle.examples(1)["x"][0]
     assert_image_tensor(x, (1, 16, 16))
 
 
@@ -288,3 +289,25 @@ def test_batches_over_mnist_resume_exactly(tmp_path):
             got = resumed()
             assert torch.equal(got["x"], expected["x"])
             assert torch.equal(got["y"], expected["y"])
+
+
+def test_a_folder_streams_through_persistent_workers_and_resumes_exactly(tmp_path):
+    for i in range(12):
+        write_png(tmp_path / "imgs" / f"{i:02d}.png", (8, 8), "L", 20 * i)
+    bundle = image_folder(str(tmp_path / "imgs"), image_size=8, channels=1)
+
+    def stream() -> Batches:
+        return Batches(bundle, batch_size=4, device=torch.device("cpu"), seed=0, num_workers=1)
+
+    full = stream()
+    reference = [full() for _ in range(7)]  # three batches an epoch: crosses two epoch boundaries
+    assert full._data_loader is not None and full._data_loader.persistent_workers
+    epoch0 = torch.cat([b["x"] for b in reference[:3]]).flatten(1)[:, 0]
+    assert sorted(((epoch0 + 1) * 127.5).round().tolist()) == [20.0 * i for i in range(12)]
+    first = stream()
+    for _ in range(4):
+        first()
+    resumed = stream()
+    resumed.load_state_dict(first.state_dict())
+    for expected in reference[4:]:
+        assert torch.equal(resumed()["x"], expected["x"])

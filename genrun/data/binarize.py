@@ -9,7 +9,7 @@ run and of different runs see the same binary test set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import torch
@@ -38,12 +38,13 @@ class BinarizedDataset(Dataset):
         return bernoulli_pixels(x, self.low, self.high, g), y
 
 
-def binarized_split(split: Tensor | Dataset | None, low: float, high: float, seed: int) -> Tensor | Dataset | None:
+def binarized_split(split: Tensor | Dataset | None, low: float, high: float, seed: int,
+                    decode: Callable[[Tensor], Tensor]) -> Tensor | Dataset | None:
     """One split drawn once from `seed` (tensors at once, datasets example by example)."""
     if split is None:
         return None
-    if isinstance(split, Tensor):
-        return bernoulli_pixels(split, low, high, torch.Generator().manual_seed(seed))
+    if isinstance(split, Tensor):  # uint8 pixels are scaled first (the drawn set is float)
+        return bernoulli_pixels(decode(split), low, high, torch.Generator().manual_seed(seed))
     return BinarizedDataset(split, low, high, seed)
 
 
@@ -56,6 +57,7 @@ def binarize(data: DataBundle, mode: str, value_range: Sequence[float] | None) -
     if value_range is None:
         raise GenrunError(f"dataset.binarize={mode} needs images with a bounded range; this dataset has none")
     low, high = (float(v) for v in value_range)
-    train = data.train if mode == "dynamic" else binarized_split(data.train, low, high, 0)
-    return replace(data, train=train, test=binarized_split(data.test, low, high, HELD_OUT_SEED),
-                   binarize=mode, value_range=(low, high))
+    decode = data.decode
+    train = data.train if mode == "dynamic" else binarized_split(data.train, low, high, 0, decode)
+    return replace(data, train=train, test=binarized_split(data.test, low, high, HELD_OUT_SEED, decode),
+                   binarize=mode, value_range=(low, high), pixels=data.pixels if mode == "dynamic" else None)

@@ -30,6 +30,14 @@ class DataBundle:
     sigma: float | None = None  # mixture standard deviation
     binarize: str = "none"  # none, static or dynamic (genrun.data.binarize); dynamic: Batches draws
     value_range: tuple[float, float] | None = None  # pixel range of binarised images
+    pixels: tuple[float, float] | None = None  # uint8 tensors, scaled to this range per batch
+
+    def decode(self, x: Tensor) -> Tensor:
+        """Stored examples -> model inputs: uint8 pixels scaled to `pixels`, anything else as is."""
+        if x.dtype != torch.uint8 or self.pixels is None:
+            return x
+        low, high = self.pixels
+        return x.float().mul_((high - low) / 255.0).add_(low)
 
     def __len__(self) -> int:
         return len(self.train)
@@ -42,7 +50,7 @@ class DataBundle:
             raise GenrunError(f"this dataset has no {split} split")
         n = min(n, len(data))
         if isinstance(data, Tensor):
-            batch = {"x": data[:n]}
+            batch = {"x": self.decode(data[:n])}
             if labels is not None:
                 batch["y"] = labels[:n]
         else:
@@ -70,13 +78,19 @@ class Batches:
 
     Every epoch visits each example once (the last incomplete batch is dropped); resuming
     at (epoch, pos) replays exactly the batches an uninterrupted run would have drawn.
+    With several processes, `batch_size` is the global batch: process `rank` of `world`
+    draws its slice of it, so the slices together are the batch one process would draw.
     """
 
     def __init__(self, data: DataBundle, batch_size: int, device: torch.device, seed: int,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, rank: int = 0, world: int = 1) -> None:
         if len(data) < batch_size:
             raise GenrunError(f"trainer.batch_size={batch_size} is larger than the dataset ({len(data)} examples)")
+        if batch_size % world:
+            raise GenrunError(f"trainer.batch_size={batch_size} (the global batch) must divide by the number of "
+                              f"processes ({world}); e.g. trainer.batch_size={batch_size // world * world or world}")
         self.data, self.batch_size, self.device, self.seed = data, batch_size, device, seed
+        self.rank, self.world = rank, world
         self.num_workers = num_workers
         self.epoch, self.pos = 0, 0
         self.on_device = isinstance(data.train, Tensor)
@@ -84,6 +98,7 @@ class Batches:
             self.x = data.train.to(device)
             self.y = data.labels.to(device) if data.labels is not None else None
         self._iter: Iterator[Batch] | None = None
+        self._data_loader: DataLoader | None = None
 
     @property
     def batches_per_epoch(self) -> int:
@@ -114,16 +129,39 @@ class Batches:
         """The index batches of this epoch still to come, one row per batch."""
         perm = epoch_permutation(len(self.data), self.seed, self.epoch)
         n = self.batches_per_epoch
-        return perm[: n * self.batch_size].view(n, self.batch_size)[self.pos :]
+        share = self.batch_size // self.world
+        rows = perm[: n * self.batch_size].view(n, self.batch_size)[self.pos :]
+        return rows[:, self.rank * share : (self.rank + 1) * share]
 
     def _epoch_batches(self) -> Iterator[Batch]:
         chunks = self._epoch_indices()
         if self.on_device:
             for idx in chunks.to(self.device):
-                yield {"x": self.x[idx]} if self.y is None else {"x": self.x[idx], "y": self.y[idx]}
+                x = self.data.decode(self.x[idx])
+                yield {"x": x} if self.y is None else {"x": x, "y": self.y[idx]}
             return
-        loader = DataLoader(self.data.train, batch_sampler=[c.tolist() for c in chunks],
-                            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
-                            persistent_workers=False)
-        for x, y in loader:
+        for x, y in self._loader():  # its sampler yields the rows of `_epoch_indices`, read afresh each epoch
             yield {"x": x.to(self.device, non_blocking=True), "y": y.to(self.device, non_blocking=True)}
+
+    def _loader(self) -> DataLoader:
+        """One DataLoader for the whole run (its workers persist across epochs, batches are
+        pinned for the GPU); its batch sampler is this stream's current epoch."""
+        if self._data_loader is None:
+            sampler = EpochRows(self)
+            self._data_loader = DataLoader(self.data.train, batch_sampler=sampler, num_workers=self.num_workers,
+                                           pin_memory=self.device.type == "cuda",
+                                           persistent_workers=self.num_workers > 0)
+        return self._data_loader
+
+
+class EpochRows:
+    """A batch sampler over the index rows a Batches stream has still to draw this epoch."""
+
+    def __init__(self, batches: Batches) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter([row.tolist() for row in self.batches._epoch_indices()])
+
+    def __len__(self) -> int:
+        return len(self.batches._epoch_indices())

@@ -1,8 +1,17 @@
-"""Image datasets read from disk: torchvision's (MNIST, Fashion-MNIST, CIFAR-10) and any folder."""
+"""Image datasets read from disk: torchvision's (MNIST, Fashion-MNIST, CIFAR-10) and any folder.
+
+torchvision's sets fit in memory: they are read once, resized and converted once, and kept
+as uint8 tensors that the batch stream holds on the device and scales per batch (no
+DataLoader, no per-image PIL work on the hot path). A folder of images streams through a
+DataLoader.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import torch
+from torch import Tensor
 
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
@@ -39,24 +48,43 @@ def image_transform(image_size: PositiveInt, channels: PositiveInt):
     ])
 
 
+def pixels_in_memory(dataset, image_size: int, channels: int) -> tuple[Tensor, Tensor]:
+    """A torchvision dataset's images as uint8 [N, channels, image_size, image_size] (converted
+    like image_transform: channels, resize of the shorter side, centre crop) and its labels."""
+    from torchvision.transforms.v2 import functional as TF
+
+    if channels not in (1, 3):
+        raise GenrunError(f"dataset.channels={channels}: images have 1 (grey) or 3 (RGB) channels")
+    x = torch.as_tensor(dataset.data)
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # [N, H, W] or [N, H, W, C] -> [N, C, H, W]
+    if x.shape[1] == 1 and channels == 3:
+        x = x.expand(-1, 3, -1, -1)
+    elif x.shape[1] == 3 and channels == 1:
+        x = TF.rgb_to_grayscale(x)
+    if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        x = TF.center_crop(TF.resize(x, [image_size], antialias=True), [image_size, image_size])
+    return x.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)
+
+
 def torchvision_dataset(name: str, root: str, download: bool, image_size: PositiveInt, channels: PositiveInt) -> DataBundle:
-    """A torchvision dataset's training split; `download=false` with no files is a clear error."""
+    """A torchvision dataset's training and test splits, in memory; `download=false` with no
+    files is a clear error."""
     import torchvision.datasets as tvd
 
     if name not in TORCHVISION_SETS:
         raise GenrunError(f"dataset.source.name={name!r}: valid: {', '.join(TORCHVISION_SETS)}")
     cls = getattr(tvd, name)
-    transform = image_transform(image_size, channels)
     try:
-        train = cls(root=root, train=True, download=download, transform=transform)
-        test = cls(root=root, train=False, download=download, transform=transform)
+        train = cls(root=root, train=True, download=download)
+        test = cls(root=root, train=False, download=download)
     except RuntimeError as exc:
         hint = "set dataset.download=true" if not download else "check the network"
         raise GenrunError(
             f"dataset {name}: no usable data under dataset.root={root!r} ({exc}); {hint} "
             f"or point dataset.root at a folder holding it"
         ) from exc
-    return DataBundle(train=train, test=test)
+    (x, y), (x_test, y_test) = (pixels_in_memory(split, image_size, channels) for split in (train, test))
+    return DataBundle(train=x, labels=y, test=x_test, test_labels=y_test, pixels=(-1.0, 1.0))
 
 
 class ImageFiles:

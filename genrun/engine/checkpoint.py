@@ -123,9 +123,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 class CheckpointDir:
     """checkpoints/last.pt plus the newest `keep_last` step_<N>.pt files."""
 
-    def __init__(self, folder: Path, keep_last: int) -> None:
+    def __init__(self, folder: Path, keep_last: int, clean: bool = True) -> None:
         self.folder, self.keep_last = folder, keep_last
-        remove_stale_temp_files(folder)
+        if clean:  # the process that writes here (rank 0) removes what killed writers left
+            remove_stale_temp_files(folder)
 
     @property
     def last(self) -> Path:

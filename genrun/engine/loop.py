@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from genrun.config import TrainerConfig
 from genrun.data.bundle import Batch
+from genrun.engine import distributed
 from genrun.engine.outputs import RunOutputs
 from genrun.engine.progress import ProgressReporter
 from genrun.engine.signals import StopSignals
@@ -45,12 +46,13 @@ def fit(
     tracker = ScalarTracker()
     step, scalars = start_step, {}
     t0 = t_log = time.perf_counter()
-    with StopSignals() as stop, ProgressReporter(start_step, trainer.max_steps) as progress:
+    with StopSignals() as stop, ProgressReporter(start_step, trainer.max_steps, outputs.main) as progress:
         while step < trainer.max_steps:
             step += 1
             tracker.add(step, updater.step(pipeline, next_batch))
             progress.advance(step)
-            final = step == trainer.max_steps or stop.requested
+            # several processes stop together, even when a signal reached only some of them
+            final = step == trainer.max_steps or distributed.any_process(stop.requested, pipeline.device)
             if step % trainer.log_every == 0 or final:
                 n = tracker.count
                 scalars = tracker.flush()  # the only host sync of a step; raises on NaN/inf
@@ -59,7 +61,7 @@ def fit(
                 t_log = now
                 outputs.scalars(step, scalars)
                 progress.report(step, scalars)
-            if step % trainer.sample_every == 0 or final:
+            if outputs.main and (step % trainer.sample_every == 0 or final):
                 for name, picture in pipeline.previews(preview_inputs).items():
                     outputs.samples(step, picture, name)
             if step % trainer.ckpt_every == 0 or final:

@@ -28,6 +28,8 @@ def writing(path: Path) -> Iterator[None]:
 class RunOutputs:
     """The run folder's writers; the loop hands it numbers and tensors, never the family."""
 
+    main = True  # this process writes the run folder (rank 0)
+
     def __init__(self, folder: Path, start_step: int, reference: Tensor | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -88,3 +90,27 @@ class RunOutputs:
         """Close after another error: that error is the one to report, not a second one here."""
         with suppress(GenrunError):
             self.close()
+
+
+class NoOutputs:
+    """What a process other than rank 0 writes under torchrun: nothing."""
+
+    main = False
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        pass
+
+    def samples(self, step: int, samples: Tensor, name: str = "samples") -> None:
+        pass
+
+    def hparams(self, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+        pass
+
+    def metrics(self, metrics: Mapping[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def close_quietly(self) -> None:
+        pass

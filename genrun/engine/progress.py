@@ -26,9 +26,9 @@ def format_scalars(scalars: dict[str, float]) -> str:
 class ProgressReporter:
     """Shows step, speed and the latest logged scalars; every update also goes to genrun.log."""
 
-    def __init__(self, start: int, total: int) -> None:
-        self.start, self.total = start, total
-        self.live = console.is_terminal
+    def __init__(self, start: int, total: int, enabled: bool = True) -> None:
+        self.start, self.total, self.enabled = start, total, enabled
+        self.live = console.is_terminal and enabled
         self.t0 = time.perf_counter()
         self.bar: Progress | None = None
         if self.live:
@@ -57,6 +57,8 @@ class ProgressReporter:
             self.bar.update(self.task, completed=step)
 
     def report(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.enabled:  # another process reports (rank 0 under torchrun)
+            return
         speed = f"{self.steps_per_second(step):.1f} steps/s"
         line = f"step {step}/{self.total} | {format_scalars(scalars)} | {speed}"
         if self.bar is not None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from genrun.engine import distributed
 from genrun.errors import GenrunError
+
+
+def offsets(groups: dict[tuple[str, ...], list[int]]) -> list[int]:
+    """Where each key group starts in the concatenated per-key vectors."""
+    starts, total = [], 0
+    for keys in groups:
+        starts.append(total)
+        total += len(keys)
+    return starts
 
 
 class NonFiniteLoss(GenrunError):
@@ -43,14 +53,22 @@ class ScalarTracker:
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, (keys, _) in enumerate(self.rows):
             groups.setdefault(keys, []).append(i)
-        parts = []
+        sums, first_rows = [], []
         for idx in groups.values():
             table = torch.stack([self.rows[i][1] for i in idx])  # [rows, keys]
             bad = ~torch.isfinite(table)
             big = torch.full_like(table, float(len(self.rows)))
             row_of_bad = torch.where(bad, torch.arange(len(idx), device=table.device, dtype=table.dtype)[:, None], big)
-            parts += [table.sum(0), row_of_bad.min(0).values]
-        values = torch.cat(parts).tolist()  # the one host sync
+            sums.append(table.sum(0))
+            first_rows.append(row_of_bad.min(0).values)
+        # several processes: the mean over every rank's values, and the first bad row on any rank,
+        # so that every rank logs the same numbers and stops at the same step
+        sum_all = distributed.all_reduce_(torch.cat(sums), "mean")
+        bad_all = distributed.all_reduce_(torch.cat(first_rows), "min")
+        flat_sums, flat_bad = sum_all.tolist(), bad_all.tolist()  # the host sync
+        parts_per_group = [(flat_sums[o:o + len(k)], flat_bad[o:o + len(k)])
+                           for o, k in zip(offsets(groups), groups, strict=True)]
+        values = [v for s, b in parts_per_group for v in (*s, *b)]
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         first_bad: list[tuple[int, str]] = []

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from genrun.data.bundle import Batch
+from genrun.engine import distributed
 from genrun.errors import GenrunError
 from genrun.pipelines.base import Phase, Pipeline
 
@@ -146,17 +147,12 @@ class Updater:
 def average_gradients(params: list[Tensor]) -> None:
     """Across processes (torchrun), every gradient becomes the mean of the ranks' gradients:
     one all-reduce over all of them, flattened. A no-op in one process."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    world = torch.distributed.get_world_size()
-    if world == 1:
+    if not distributed.active():
         return
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
-    flat = torch._utils._flatten_dense_tensors(grads)
-    torch.distributed.all_reduce(flat)
-    flat /= world
+    flat = distributed.all_reduce_(torch._utils._flatten_dense_tensors(grads), "mean")
     for grad, synced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
         grad.copy_(synced)
 
