@@ -97,6 +97,14 @@ def test_gradient_penalty_interpolates_between_real_and_fake_and_trains_the_crit
     assert torch.allclose(scale.grad, expected, rtol=1e-12)
 
 
+def test_gradient_penalty_stays_on_the_datas_device():
+    # the meta device stands in for an accelerator: interpolation weights drawn on the CPU could not mix with the data
+    w = torch.randn(3, device="meta")
+    real, fake = torch.randn(4, 3, device="meta"), torch.randn(4, 3, device="meta")
+    gp = gradient_penalty(lambda x: (x * w).sum(1), real, fake)
+    assert gp.device.type == "meta" and gp.shape == ()
+
+
 def test_gaussian_kl_closed_form_matches_monte_carlo():
     torch.manual_seed(0)
     mu, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.3, -0.7]])

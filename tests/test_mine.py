@@ -77,7 +77,7 @@ def test_dv_objective_settings_and_state():
     assert DonskerVaradhan(ma_rate=1.0).ma_rate == 1.0  # rate 1 (plain batch gradient) is allowed
     with pytest.raises(GenrunError, match=r"ma_rate=1.5: the moving-average rate must be in \(0, 1\]"):
         DonskerVaradhan(ma_rate=1.5)
-    with pytest.raises(GenrunError, match="the DV objective needs the MovingAverage state from its new_state()"):
+    with pytest.raises(GenrunError, match=r"^the DV objective needs the MovingAverage state from its new_state\(\)$"):
         DonskerVaradhan().surrogate(T_JOINT, T_MARGINAL, None)
     objective = DonskerVaradhan(ma_rate=0.5)
     state = objective.new_state()
