@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from genrun.losses.adversarial import WGANGP, Minimax, NonSaturating
+from genrun.errors import GenrunError
+from genrun.losses.adversarial import WGANGP, Minimax, NonSaturating, Wasserstein
 from genrun.losses.elbo import (
     ELBO,
     bernoulli_log_prob,
@@ -46,6 +47,16 @@ def test_wgan_losses_are_mean_differences():
     assert loss.g_loss(fake).item() == 0.0
 
 
+def test_wasserstein_generator_ascends_the_critic_on_its_samples():
+    # Arjovsky et al. 2017, eq. 3: G minimises -E[V(G(z))]; logits with a nonzero mean show the sign
+    fake = torch.tensor([1.0, 2.0], requires_grad=True)
+    loss = Wasserstein().g_loss(fake)
+    assert loss.item() == -1.5
+    loss.backward()
+    assert torch.equal(fake.grad, torch.full((2,), -0.5))  # descending it raises V on the samples
+    assert Wasserstein().g_loss_real(torch.tensor([1.0, 2.0])).item() == 1.5
+
+
 def test_gradient_penalty_on_a_linear_critic_is_exact():
     # V(x) = <w, x> has gradient w everywhere: penalty = (||w|| - 1)^2 for any interpolate
     w = torch.randn(3, 4, 4)
@@ -69,6 +80,31 @@ def test_gradient_penalty_mixes_per_sample_and_norms_the_whole_gradient():
     assert torch.allclose(gp, expected, rtol=1e-5)
 
 
+def test_gradient_penalty_interpolates_between_real_and_fake_and_trains_the_critic():
+    # critic 0.5 * s * ||x||^2 has gradient s * x_hat; x_hat = a * 2 + (1 - a) * (-1) = 3a - 1 in every pixel
+    scale = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    critic = lambda x: 0.5 * scale * x.pow(2).flatten(1).sum(1)  # noqa: E731
+    real = torch.full((64, 2, 3, 3), 2.0, dtype=torch.float64)
+    fake = torch.full((64, 2, 3, 3), -1.0, dtype=torch.float64)
+    torch.manual_seed(0)
+    gp = gradient_penalty(critic, real, fake)
+    torch.manual_seed(0)
+    alpha = torch.rand(64, dtype=torch.float64)  # drawn in the data's dtype
+    norm = scale.detach() * (3 * alpha - 1).abs() * math.sqrt(18)
+    assert torch.allclose(gp, (norm - 1).pow(2).mean(), rtol=1e-12)
+    gp.backward()  # the penalty's graph reaches the critic's parameters (create_graph=True)
+    expected = (2 * (norm - 1) * norm / scale.detach()).mean()
+    assert torch.allclose(scale.grad, expected, rtol=1e-12)
+
+
+def test_gradient_penalty_stays_on_the_datas_device():
+    # the meta device stands in for an accelerator: interpolation weights drawn on the CPU could not mix with the data
+    w = torch.randn(3, device="meta")
+    real, fake = torch.randn(4, 3, device="meta"), torch.randn(4, 3, device="meta")
+    gp = gradient_penalty(lambda x: (x * w).sum(1), real, fake)
+    assert gp.device.type == "meta" and gp.shape == ()
+
+
 def test_gaussian_kl_closed_form_matches_monte_carlo():
     torch.manual_seed(0)
     mu, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.3, -0.7]])
@@ -80,6 +116,24 @@ def test_gaussian_kl_closed_form_matches_monte_carlo():
     assert torch.allclose(gaussian_kl_standard(mu, logvar)[0], mc, atol=5e-3)
 
 
+def test_gaussian_log_prob_is_the_normal_density():
+    # log N(x; m, s^2) = -(x - m)^2 / (2 s^2) - log s - log(2 pi) / 2, summed over dimensions
+    mean, log_scale = torch.tensor([[0.3, -1.0, 2.0]]), torch.tensor([[0.0, 0.5, -0.7]])
+    x = torch.tensor([[0.0, 1.5, 2.2], [1.0, -1.0, 0.0]])
+    expected = torch.distributions.Normal(mean, log_scale.exp()).log_prob(x).sum(1)
+    assert torch.allclose(gaussian_log_prob(mean, log_scale, x), expected, atol=1e-6)
+    at_mean = gaussian_log_prob(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1))
+    assert at_mean.item() == pytest.approx(-0.5 * math.log(2 * math.pi))  # the standard normal's peak
+
+
+def test_bernoulli_log_prob_at_nonzero_logits():
+    # log p(x) = x log sigmoid(l) + (1 - x) log(1 - sigmoid(l)); sigmoid(log 4) = 0.8
+    logits = torch.tensor([[math.log(4.0), -math.log(4.0), math.log(4.0)]])
+    x = torch.tensor([[1.0, 0.0, 0.0]])
+    expected = math.log(0.8) + math.log(0.8) + math.log(0.2)
+    assert bernoulli_log_prob(logits, x).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_bernoulli_log_prob_and_elbo_terms():
     logits, x = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
     lp = bernoulli_log_prob(logits, x)
@@ -87,6 +141,13 @@ def test_bernoulli_log_prob_and_elbo_terms():
     terms = ELBO(beta=2.0)(lp, torch.tensor([1.0, 3.0]))
     assert torch.allclose(terms["loss"], -lp.mean() + 2.0 * 2.0)
     assert torch.allclose(terms["vae/kl"], torch.tensor(2.0))
+    assert torch.allclose(terms["vae/recon"], -lp.mean())
+    plain = ELBO()(lp, torch.tensor([1.0, 3.0]))  # beta = 1: the VAE's own bound
+    assert torch.allclose(plain["loss"], -lp.mean() + 2.0)
+    for beta in (0.0, 0.5):  # beta < 1 is allowed (0 drops the KL)
+        assert ELBO(beta=beta).beta == beta
+    with pytest.raises(GenrunError, match=r"loss.beta=-1: must be >= 0"):
+        ELBO(beta=-1)
 
 
 @pytest.mark.parametrize("eta", [-6.0, -0.7, 0.0, 1e-4, 0.02, 2.5])
@@ -99,6 +160,13 @@ def test_continuous_bernoulli_is_a_density_with_its_mean(eta):
     mean = torch.trapezoid(density * x.flatten(), x.flatten()).item()
     assert continuous_bernoulli_mean(torch.tensor([eta], dtype=torch.float64)).item() == pytest.approx(mean, abs=1e-6)
     assert continuous_bernoulli_log_norm(torch.tensor([0.0])).item() == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_continuous_bernoulli_mean_near_zero_follows_its_series():
+    # E[x] = 1 / (1 - e^-eta) - 1 / eta = 1/2 + eta/12 - eta^3/720 + ...: both branches agree at the switch (1e-2)
+    eta = torch.tensor([-9e-3, -1e-3, 0.0, 5e-3, 9.99e-3, 1.001e-2, 0.03], dtype=torch.float64)
+    series = 0.5 + eta / 12 - eta.pow(3) / 720
+    assert torch.allclose(continuous_bernoulli_mean(eta), series, rtol=0, atol=2e-9)  # eta^3/720 < 1.4e-9 below 1e-2
 
 
 def test_dynamic_binarisation_draws_fresh_binary_batches_and_a_fixed_test_set():

@@ -21,6 +21,7 @@ from genrun.losses.mine import (
     f_bound,
     log_mean_exp,
 )
+from genrun.pipelines.mine import statistics_values
 from genrun.train import build_data, build_pipeline, run
 from tests.conftest import compose_config, tiny_overrides
 from tests.test_training import assert_bitwise_equal
@@ -38,6 +39,8 @@ def test_mine_f_bound_of_a_fixed_critic_matches_its_hand_computation():
     expected = 2.0 - (1 + 2 + 3 + 6) / 4 / math.e  # E_P[T] - E_Q[e^(T-1)] = 2 - 3/e
     assert f_bound(T_JOINT, T_MARGINAL).item() == pytest.approx(expected, abs=1e-6)
     assert FDivergence().bound(T_JOINT, T_MARGINAL).item() == pytest.approx(expected, abs=1e-6)
+    assert FDivergence().surrogate(T_JOINT, T_MARGINAL, None).item() == pytest.approx(expected, abs=1e-6)  # unbiased
+    assert DonskerVaradhan().bound(T_JOINT, T_MARGINAL).item() == pytest.approx(2.0 - math.log(3.0), abs=1e-6)
 
 
 def test_corrected_dv_keeps_the_value_and_divides_the_gradient_by_the_moving_average():
@@ -68,6 +71,22 @@ def test_moving_average_starts_at_the_first_batch_then_blends():
     assert state.log_value.exp().item() == pytest.approx(3.0, rel=1e-5)
     with pytest.raises(GenrunError, match="ma_rate=0"):
         DonskerVaradhan(ma_rate=0.0)
+
+
+def test_dv_objective_settings_and_state():
+    assert DonskerVaradhan().ma_rate == 0.01  # configs/loss/mine_dv.yaml
+    assert DonskerVaradhan(ma_rate=1.0).ma_rate == 1.0  # rate 1 (plain batch gradient) is allowed
+    with pytest.raises(GenrunError, match=r"ma_rate=1.5: the moving-average rate must be in \(0, 1\]"):
+        DonskerVaradhan(ma_rate=1.5)
+    with pytest.raises(GenrunError, match=r"^the DV objective needs the MovingAverage state from its new_state\(\)$"):
+        DonskerVaradhan().surrogate(T_JOINT, T_MARGINAL, None)
+    objective = DonskerVaradhan(ma_rate=0.5)
+    state = objective.new_state()
+    assert state.count.dtype == torch.long  # an integer step count (float32 would stop counting at 2^24)
+    objective.surrogate(T_JOINT, T_MARGINAL, state)
+    frozen_value = objective.surrogate(T_JOINT, T_MARGINAL + 1.0, state, update=False)  # GAN+MINE's generator pass
+    assert int(state.count) == 1 and state.log_value.exp().item() == pytest.approx(3.0, rel=1e-5)
+    assert frozen_value.item() == pytest.approx(2.0 - math.log(3.0) - 1.0, abs=1e-6)  # the value stays the bound
 
 
 def test_gaussian_pairs_have_the_stated_correlation_and_mutual_information():
@@ -106,6 +125,7 @@ MINE_FAST = ["model=mine", "dataset=gaussians_corr", "dataset.source.size=20000"
              "trainer=debug", "model.statistics.width=32"]
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("loss", ["mine_dv", "mine_f"])
 def test_mine_estimates_the_mutual_information_of_correlated_gaussians(tmp_path, loss):
     # d = 1, rho = 0.8: I = -1/2 log(0.36) = 0.511 nats; 600 steps of batch 256 take a few CPU seconds
@@ -129,6 +149,7 @@ def test_mine_picture_is_a_heat_map_of_the_statistics_network_over_x1_z1():
     assert heat[0, -1] == 1 and heat[-1, 0] == 1 and heat[0, 0] == -1  # top right (3, 3), bottom left (-3, -3)
 
 
+@pytest.mark.trains
 def test_moving_average_round_trips_a_checkpoint_and_resume_is_bit_exact(tmp_path):
     from genrun.task import resume_config
 
@@ -176,6 +197,7 @@ def test_mine_regulariser_settings_are_validated(override, message):
         build_pipeline(compose_config(*gan_mine("+mine=dv", override)), torch.device("cpu"))
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("variant", ["dv", "f"])
 def test_gan_with_mine_trains_with_finite_losses(tmp_path, variant):
     metrics = run(compose_config(*gan_mine(f"+mine={variant}", "trainer.max_steps=6", "trainer.log_every=3")), tmp_path)
@@ -205,6 +227,37 @@ def test_mine_regulariser_trains_its_critic_and_pushes_only_the_generator():
     assert any(not torch.equal(a, p) for a, p in zip(before, regularizer.statistics.parameters(), strict=True))
 
 
+def test_mine_generator_term_is_minus_beta_times_the_bound_and_its_step_raises_the_estimate():
+    # Belghazi et al. 2018, sec. 5.1: G maximises beta * I(c; G(z)), so it minimises -beta * the bound
+    beta = 2.0
+    pipeline = build_pipeline(compose_config(*gan_mine("+mine=f", f"model.regularizers.mine.beta={beta}")),
+                              torch.device("cpu"))
+    regularizer, generator = pipeline.regularizers["mine"], pipeline.generator
+    torch.manual_seed(0)
+    z = torch.randn(64, pipeline.z_dim)
+    code = z[:, : regularizer.code_dim] if regularizer.code_dim is not None else z
+
+    def bound() -> torch.Tensor:  # the current T's bound on (c, G(z)) with the shuffle the generator's term drew
+        torch.manual_seed(2)
+        torch.randperm(len(z))  # the shuffle T's own update drew
+        return regularizer.objective.bound(*statistics_values(regularizer.statistics, code, generator(z)))
+
+    torch.manual_seed(2)
+    terms = regularizer.generator_terms(z, generator(z))  # trains T once, then the generator's term
+    before = bound().item()
+    assert terms["mine/g_term"].item() == pytest.approx(-beta * before, rel=1e-5)
+    generator.zero_grad()
+    terms["mine/g_term"].backward()
+    lr, grads = 1e-2, [p.grad for p in generator.parameters() if p.grad is not None]
+    with torch.no_grad():  # one plain gradient step of G on the term alone
+        for p in generator.parameters():
+            if p.grad is not None:
+                p -= lr * p.grad
+    gain = lr * sum(g.pow(2).sum() for g in grads).item() / beta  # first order: lr ||grad||^2 / beta
+    assert bound().item() - before > 0.5 * gain > 0  # the step raises the estimate
+
+
+@pytest.mark.trains
 def test_gan_with_mine_resumes_bit_exactly(tmp_path):
     from genrun.task import resume_config
 
