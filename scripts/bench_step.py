@@ -1,7 +1,9 @@
 """How much does genrun's training machinery cost per step, next to a bare PyTorch loop?
 
 Both sides train the same DCGAN (genrun.nets.conv Generator/Discriminator, same seed, same
-init) with the non-saturating loss and Adam, on the same data and batch size, in one process:
+init; or with --data ring8 the MLP GAN of model=gan on the 2D ring, where per-step overhead
+weighs most) with the non-saturating loss and Adam, on the same data and batch size, in one
+process:
 
 * genrun: GANPipeline + Batches(DataBundle) trained by genrun.engine.loop.fit itself, the
   loop every run uses (one call per block: stub outputs, no-op checkpoint; sample_every and
@@ -34,6 +36,7 @@ from genrun.config import TrainerConfig
 from genrun.data.bundle import Batches, DataBundle
 from genrun.engine.loop import fit
 from genrun.losses.adversarial import NonSaturating
+from genrun.nets import mlp
 from genrun.nets.conv import Discriminator, Generator
 from genrun.pipelines.gan import GANPipeline
 
@@ -49,8 +52,13 @@ def cores() -> int:
 
 
 def make_nets(shape: list[int], z_dim: int, width: int, seed: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
-    """The DCGAN pair exactly as configs/model/dcgan.yaml builds it (data range [-1, 1])."""
+    """The pair exactly as configs/model/dcgan.yaml builds it for images (data range [-1, 1]),
+    or as configs/model/gan.yaml builds it for 2D points (MLPs of depth 3, BatchNorm in G)."""
     torch.manual_seed(seed)
+    if len(shape) == 1:
+        g = mlp.Generator(z_dim, shape, width=width, depth=3, batchnorm=True).to(device)
+        d = mlp.Discriminator(shape, width=width, depth=3).to(device)
+        return g, d
     g = Generator(z_dim, shape, width=width, out_range=(-1.0, 1.0)).to(device)
     d = Discriminator(shape, width=width, norm="batch").to(device)
     return g, d
@@ -164,7 +172,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--z-dim", type=int, default=64)
     p.add_argument("--width", type=int, default=64, help="base channel count of both nets")
     p.add_argument("--n-data", type=int, default=2048, help="random images in [-1, 1]")
-    p.add_argument("--data", choices=("random", "digits"), default="random")
+    p.add_argument("--data", choices=("random", "digits", "ring8"), default="random",
+                   help="ring8: the 2D ring with the MLP GAN of model=gan (use --width 256 --z-dim 16 --batch 256)")
     p.add_argument("--threads", type=int, default=cores(), help="torch.set_num_threads (default: all usable cores)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
@@ -182,6 +191,10 @@ def main() -> None:
         from genrun.data.digits import load_digits
 
         data = load_digits(image_size=args.image_size).train
+    elif args.data == "ring8":
+        from genrun.data.toy2d import ring
+
+        data = ring().train
     else:
         gen = torch.Generator().manual_seed(args.seed)
         data = torch.rand(args.n_data, 1, args.image_size, args.image_size, generator=gen) * 2 - 1
@@ -189,7 +202,7 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"torch {torch.__version__} | threads {torch.get_num_threads()} (cores usable {cores()}) | "
           f"device {device} ({where})")
-    print(f"DCGAN {list(data.shape[1:])} z_dim {args.z_dim} width {args.width} batch {args.batch} | nsgan, "
+    print(f"{'MLP GAN' if data.dim() == 2 else 'DCGAN'} {list(data.shape[1:])} z_dim {args.z_dim} width {args.width} batch {args.batch} | nsgan, "
           f"Adam {LR} {BETAS} | data {args.data} ({len(data)} images) | log_every {LOG_EVERY}"
           " | genrun via fit()")
 

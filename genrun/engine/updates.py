@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -50,6 +50,7 @@ class Updater:
         self.grad_clip = float(grad_clip)
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         self.skipped: dict[str, int] = {}
+        self.plans: dict[int, PhasePlan] = {}  # by id(phase): what an update touches, found once
 
     # -- what a step does ---------------------------------------------------------------------
     def step(self, pipeline: Pipeline, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
@@ -65,13 +66,23 @@ class Updater:
             scheduler.step()
         return scalars
 
+    def plan(self, pipeline: Pipeline, phase: Phase) -> PhasePlan:
+        """The phase's optimizers, their parameters, and every other trainable parameter (to
+        freeze), found on its first update: the networks do not change during a run."""
+        if id(phase) not in self.plans:
+            optimizers = [pipeline.optimizers[role] for role in phase.roles]
+            params = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
+            own = {id(p) for p in params}
+            others = [p for p in pipeline.nets.parameters() if p.requires_grad and id(p) not in own]
+            self.plans[id(phase)] = PhasePlan(optimizers, params, others)
+        return self.plans[id(phase)]
+
     def update(self, pipeline: Pipeline, phase: Phase, batch: Batch) -> dict[str, Tensor]:
         """One update of the phase's optimizers on its objective."""
-        optimizers = [pipeline.optimizers[role] for role in phase.roles]
-        params = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
+        optimizers, params, others = self.plan(pipeline, phase)
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
-        with self.only_trainable(pipeline, params), self.autocast():
+        with frozen(others), self.autocast():
             loss, scalars = phase.objective(batch)
         scaler = self.scaler(phase.name)
         (scaler.scale(loss) if scaler is not None else loss).backward()
@@ -127,21 +138,25 @@ class Updater:
             if scaler is not None:
                 scaler.load_state_dict(scaler_state)
 
-    # -- freezing -------------------------------------------------------------------------------
-    @staticmethod
-    @contextlib.contextmanager
-    def only_trainable(pipeline: Pipeline, params: list[Tensor]) -> Iterator[None]:
-        """Every parameter outside the phase stops recording gradients (no weight-grad work for
-        the frozen critic in a generator phase), then gets its flag back."""
-        own = {id(p) for p in params}
-        frozen = [p for p in pipeline.nets.parameters() if p.requires_grad and id(p) not in own]
-        for p in frozen:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
+
+
+class PhasePlan(NamedTuple):
+    optimizers: list[torch.optim.Optimizer]
+    params: list[Tensor]  # what the phase's optimizers step
+    others: list[Tensor]  # every other trainable parameter: frozen during the phase's forward
+
+
+@contextlib.contextmanager
+def frozen(params: list[Tensor]) -> Iterator[None]:
+    """These parameters stop recording gradients (no weight-grad work for the frozen critic in a
+    generator phase), then get their flag back."""
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def average_gradients(params: list[Tensor]) -> None:
