@@ -186,3 +186,20 @@ def test_dynamic_binarisation_draws_fresh_binary_batches_and_a_fixed_test_set():
     half = binarize(DataBundle(train=torch.full((64, 1, 8, 8), 0.5)), "dynamic", (-1.0, 1.0))
     draws = torch.stack([Batches(half, 64, torch.device("cpu"), 0)()["x"] for _ in range(20)])
     assert ((draws + 1) / 2).mean().item() == pytest.approx(0.75, abs=0.01)
+
+
+@pytest.mark.parametrize("inputs", [torch.float32, torch.bfloat16])
+def test_gradient_penalties_run_in_float32_under_autocast(inputs):
+    # a matmul critic: under bf16 autocast its forward and backward would round w to 8 bits
+    from genrun.losses.penalties import r1_penalty
+
+    w = torch.randn(12, 1, generator=torch.Generator().manual_seed(0))
+    critic = lambda x: x.flatten(1) @ w  # noqa: E731 (gradient w everywhere)
+    real = torch.randn(8, 3, 2, 2).to(inputs)
+    fake = torch.randn(8, 3, 2, 2).to(inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gp, r1 = gradient_penalty(critic, real, fake), r1_penalty(critic, real)
+    assert gp.dtype == r1.dtype == torch.float32
+    assert gp.item() == pytest.approx(((w.norm() - 1) ** 2).item(), rel=1e-6)
+    assert r1.item() == pytest.approx(w.pow(2).sum().item(), rel=1e-6)
+
