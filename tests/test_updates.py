@@ -147,3 +147,28 @@ def test_compiled_training_matches_the_checkpoint_layout(tmp_path):
 
     a, b = (load_checkpoint(tmp_path / d / "checkpoints" / "last.pt")["pipeline"]["nets"] for d in ("plain", "compiled"))
     assert {k: list(v) for k, v in a.items()} == {k: list(v) for k, v in b.items()}  # same state_dict keys
+
+
+class SkippingScaler:
+    """A loss scaler whose every step finds inf gradients: it halves its scale and skips."""
+
+    def __init__(self) -> None:
+        self.scale = 65536.0
+
+    def get_scale(self) -> float:
+        return self.scale
+
+    def step(self, optimizer) -> None:
+        pass  # skipped: the optimizer does not step
+
+    def update(self) -> None:
+        self.scale /= 2
+
+
+def test_an_fp16_phase_that_keeps_skipping_says_so(caplog):
+    updater, scaler = Updater(), SkippingScaler()
+    with caplog.at_level("WARNING", logger="genrun"):
+        for _ in range(25):
+            updater.scaled_step("D", scaler, [torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)])
+    warnings = [r.getMessage() for r in caplog.records if "skipped its last" in r.getMessage()]
+    assert len(warnings) == 1 and "the D phase skipped its last 20 steps" in warnings[0]
