@@ -250,13 +250,19 @@ def frozen(net: nn.Module) -> Iterator[None]:
 
 
 def critic_update(loss: Any, net: nn.Module, optimizer: torch.optim.Optimizer, critic: Callable[[Tensor], Tensor],
-                  real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+                  real: Tensor, fake: Tensor,
+                  extra: Callable[[], Mapping[str, tuple[float, Tensor]]] | None = None) -> dict[str, Tensor]:
     """One update of an adversarial critic: its loss plus the objective's regularisers, then the
     objective's post-step hook (e.g. WGAN clipping). `critic` maps inputs to logits (it may close
-    over conditioning, e.g. labels); `net` is the module the hook acts on."""
+    over conditioning, e.g. labels); `net` is the module the hook acts on. `extra`, when given, is
+    called after the critic's passes over `real` and `fake` and returns further terms by scalar
+    name as (weight, term): weight x term joins the minimised loss and the term is logged (e.g.
+    InfoGAN's information bound, read from the same pass over `fake`)."""
     loss_d = loss.d_loss(critic(real), critic(fake))
+    terms = extra() if extra is not None else {}
     regs = loss.regularizers(critic, real, fake)
-    update(sum(regs.values(), start=loss_d), optimizer)
+    total = sum((weight * term for weight, term in terms.values()), start=sum(regs.values(), start=loss_d))
+    update(total, optimizer)
     loss.after_critic_step(net)
-    return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()}}
-
+    return {"loss/d": loss_d.detach(), **{k: v.detach() for k, v in regs.items()},
+            **{k: term.detach() for k, (_, term) in terms.items()}}

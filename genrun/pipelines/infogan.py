@@ -1,19 +1,25 @@
 """InfoGAN (Chen et al. 2016): a GAN whose generator input carries latent codes that a head Q
-recovers from the samples, maximising a lower bound on their mutual information.
+recovers from the samples, maximising a lower bound L_I on their mutual information.
 
 G sees [z, one-hot(c_cat), c_cont] with c_cat uniform over `categorical` values and
 c_cont uniform on [-1, 1]^`continuous`. Q shares the critic's body (nets/heads.py) and
 outputs the categorical logits and, per continuous code, a Gaussian mean (and log-std
-when `learn_std`). A step is the paper's order: `n_critic` critic updates, then G and Q
-together on the adversarial loss + `lambda_info` x (-L_I). Optimizer roles:
-`discriminator` = critic body + D head, `generator` = G + Q head.
+when `learn_std`). L_I = `lambda_info` x L_cat + `lambda_continuous` x L_cont (the paper,
+sec. 5 and app. C: lambda 1 for discrete codes, a smaller one for continuous codes).
+
+L_I is maximised over G and Q, and Q is the critic's body plus a head, so the information
+term reaches the shared body (as in the authors' code, where Q's layers are D's variables and
+both losses subtract it). A step is the paper's order, two phases:
+- discriminator (`n_critic` times): the whole SharedBody (body, D head, Q head) minimises its
+  adversarial loss - L_I on a coded batch generated without gradients through G;
+- generator: G alone minimises its adversarial loss - L_I, the critic and Q frozen.
+Optimizer roles: `discriminator` = SharedBody (body + D head + Q head), `generator` = G.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +70,7 @@ class InfoGANPipeline(Pipeline):
         categorical: int = 10,
         continuous: int = 2,
         lambda_info: float = 1.0,
+        lambda_continuous: float = 0.1,
         learn_std: bool = False,
         features: int = 128,
         n_critic: int = 1,
@@ -71,16 +78,18 @@ class InfoGANPipeline(Pipeline):
     ) -> None:
         if categorical < 2:
             raise GenrunError(f"model.categorical={categorical}: the categorical code needs k >= 2 values")
-        if continuous < 0 or lambda_info < 0:
-            raise GenrunError(f"model.continuous={continuous} and model.lambda_info={lambda_info} must be >= 0")
+        if continuous < 0 or lambda_info < 0 or lambda_continuous < 0:
+            raise GenrunError(f"model.continuous={continuous}, model.lambda_info={lambda_info} and "
+                              f"model.lambda_continuous={lambda_continuous} must be >= 0")
         super().__init__(loss, optimizers, device)
         self.z_dim, self.k, self.n_cont, self.n_critic = z_dim, categorical, continuous, n_critic
-        self.lambda_info, self.learn_std = lambda_info, learn_std
+        self.learn_std = learn_std
+        self.info_weights = {"info/cat": lambda_info, "info/cont": lambda_continuous}
         q_dim = categorical + continuous * (2 if learn_std else 1)
         self.generator = self.add_net("generator", generator(z_dim=z_dim + categorical + continuous))
         self.discriminator = self.add_net("discriminator", SharedBody(discriminator, q_dim, features, features))
-        self.opt_d = self.add_optimizer("discriminator", self.discriminator.body, self.discriminator.d_head)
-        self.opt_g = self.add_optimizer("generator", self.generator, self.discriminator.q_head)
+        self.opt_d = self.add_optimizer("discriminator", self.discriminator)  # body, D head and Q head
+        self.opt_g = self.add_optimizer("generator", self.generator)
 
     # -- codes ------------------------------------------------------------------------------
     def latent(self, noise: Noise) -> Tensor:
@@ -104,31 +113,44 @@ class InfoGANPipeline(Pipeline):
             terms["info/cont"] = continuous_mi_bound(mean, log_std, noise["cont"])
         return terms
 
+    def info_objective(self, q: Tensor, noise: Noise) -> dict[str, tuple[float, Tensor]]:
+        """-lambda x L_I per part, as (weight, term): the terms both phases add to their losses."""
+        return {name: (-self.info_weights[name], term) for name, term in self.info_terms(q, noise).items()}
+
     # -- training ---------------------------------------------------------------------------
     def step(self, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
         for _ in range(self.n_critic):
             real = next_batch()["x"]
             scalars = self.discriminator_phase(real)
-        scalars.update(self.generator_q_phase(real.shape[0]))
+        scalars.update(self.generator_phase(real.shape[0]))  # its info/* replace the critic's
         return scalars
 
     def discriminator_phase(self, real: Tensor) -> dict[str, Tensor]:
-        """Dmain (+ Dreg): the critic learns to tell real images from coded samples."""
+        """Dmain (+ Dreg) and Q: body, D head and Q head minimise the critic loss - L_I, with L_I
+        read from Q on the same pass over the coded batch (generated without gradients)."""
+        noise = self.sample_noise(real.shape[0])
         with torch.no_grad():
-            fake = self.generator(self.latent(self.sample_noise(real.shape[0])))
-        return critic_update(self.loss, self.discriminator, self.opt_d, self.discriminator, real, fake)
+            fake = self.generator(self.latent(noise))
+        q_of_fake: list[Tensor] = []
 
-    def generator_q_phase(self, n: int) -> dict[str, Tensor]:
-        """G and Q: min adversarial loss - lambda_info * L_I, the critic's body and D head frozen."""
+        def critic(x: Tensor) -> Tensor:
+            logits, q = self.discriminator.both(x)
+            if x is fake:
+                q_of_fake.append(q)
+            return logits
+
+        return critic_update(self.loss, self.discriminator, self.opt_d, critic, real, fake,
+                             extra=lambda: self.info_objective(q_of_fake[0], noise))
+
+    def generator_phase(self, n: int) -> dict[str, Tensor]:
+        """G: min adversarial loss - L_I through the frozen critic and Q."""
         noise = self.sample_noise(n)
-        with ExitStack() as stack:
-            stack.enter_context(frozen(self.discriminator.body))
-            stack.enter_context(frozen(self.discriminator.d_head))
+        with frozen(self.discriminator):
             logits, q = self.discriminator.both(self.generator(self.latent(noise)))
             loss_g = self.loss.g_loss(logits)
-            info = self.info_terms(q, noise)
-            update(loss_g - self.lambda_info * sum(info.values()), self.opt_g)
-        return {"loss/g": loss_g.detach(), **{k: v.detach() for k, v in info.items()}}
+            info = self.info_objective(q, noise)
+            update(sum((weight * term for weight, term in info.values()), start=loss_g), self.opt_g)
+        return {"loss/g": loss_g.detach(), **{k: term.detach() for k, (_, term) in info.items()}}
 
     # -- sampling and pictures -------------------------------------------------------------
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
