@@ -11,11 +11,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from torch import Tensor
 
 from genrun.data.bundle import Batches, DataBundle
 from genrun.engine.checkpoint import load_checkpoint
 from genrun.engine.images import PALETTE, labelled_points, paired_rows, picture, square_indices
-from genrun.engine.updates import train_step
+from genrun.engine.updates import Updater, train_step
 from genrun.errors import GenrunError
 from genrun.metrics.codes import matched_accuracy
 from genrun.metrics.probe import linear_probe
@@ -153,6 +154,51 @@ def test_every_adversarial_loss_trains_every_adversarial_family(model, ring8, ad
         scalars = [train_step(pipeline, batches) for _ in range(2)][-1]
         assert {"loss/d", "loss/g"} <= set(scalars), name
         assert all(torch.isfinite(v) for v in scalars.values()), (name, scalars)
+
+
+# -- InfoGAN's information term ------------------------------------------------------------
+def infogan_critic_grads(*extra: str) -> tuple[dict[str, Tensor | None], dict[str, Tensor]]:
+    """Gradients after one discriminator phase whose adversarial loss is zeroed: only -lambda x L_I
+    is left, so any gradient the critic's parameters receive comes from the information term."""
+    torch.manual_seed(0)
+    pipeline = build_pipeline(compose_config(*tiny("infogan", *extra)), torch.device("cpu"))
+    pipeline.loss.d_loss = lambda real, fake: 0.0 * (real.sum() + fake.sum())
+    loss, scalars = pipeline.discriminator_objective({"x": torch.randn(8, 1, 16, 16)})
+    loss.backward()
+    return {name: p.grad for name, p in pipeline.discriminator.named_parameters()}, scalars
+
+
+def test_infogan_information_term_trains_the_shared_body_and_q_in_the_critic_phase():
+    grads, scalars = infogan_critic_grads()
+    assert {"loss/d", "info/cat", "info/cont"} <= set(scalars)
+    body = [g for name, g in grads.items() if name.startswith("body.")]
+    assert body and all(g is not None for g in body) and sum(g.abs().sum() for g in body) > 0
+    assert all(g is not None and g.abs().sum() > 0 for name, g in grads.items() if name.startswith("q_head."))
+    assert all(g is None or g.abs().sum() == 0 for name, g in grads.items() if name.startswith("d_head."))
+
+
+@pytest.mark.parametrize("lambda_info,lambda_continuous", [(1.0, 0.0), (0.0, 1.0)])
+def test_infogan_each_code_part_has_its_own_weight(lambda_info, lambda_continuous):
+    grads, _ = infogan_critic_grads(f"model.lambda_info={lambda_info}", f"model.lambda_continuous={lambda_continuous}")
+    out = grads["q_head.3.weight"]  # Q's last layer: rows [0, k) the categorical logits, then the continuous means
+    cat, cont = out[:10].abs().sum(), out[10:].abs().sum()
+    assert (cat > 0) == (lambda_info > 0) and (cont > 0) == (lambda_continuous > 0), (cat, cont)
+
+
+def test_infogan_generator_phase_updates_g_alone_on_the_information_term():
+    torch.manual_seed(0)
+    pipeline = build_pipeline(compose_config(*tiny("infogan")), torch.device("cpu"))
+    pipeline.loss.g_loss = lambda fake: 0.0 * fake.sum()
+    before = {name: p.detach().clone() for name, p in pipeline.discriminator.named_parameters()}
+    generator_phase = next(phase for phase in pipeline.phases if phase.name == "G")
+    assert generator_phase.roles == ("generator",)
+    scalars = Updater().update(pipeline, generator_phase, {"x": torch.zeros(8, 1, 16, 16)})
+    assert set(scalars) == {"loss/g", "info/cat", "info/cont"}
+    assert sum(p.grad.abs().sum() for p in pipeline.generator.parameters() if p.grad is not None) > 0
+    assert all(torch.equal(p, before[name]) for name, p in pipeline.discriminator.named_parameters())
+    assert set(pipeline.optimizers) == {"generator", "discriminator"}
+    n_critic = sum(p.numel() for p in pipeline.discriminator.parameters())
+    assert sum(p.numel() for group in pipeline.optimizers["discriminator"].param_groups for p in group["params"]) == n_critic
 
 
 # -- closed forms ---------------------------------------------------------------------------

@@ -1,12 +1,19 @@
 """InfoGAN (Chen et al. 2016): a GAN whose generator input carries latent codes that a head Q
-recovers from the samples, maximising a lower bound on their mutual information.
+recovers from the samples, maximising a lower bound L_I on their mutual information.
 
 G sees [z, one-hot(c_cat), c_cont] with c_cat uniform over `categorical` values and
 c_cont uniform on [-1, 1]^`continuous`. Q shares the critic's body (nets/heads.py) and
 outputs the categorical logits and, per continuous code, a Gaussian mean (and log-std
-when `learn_std`). A step is the paper's order: `n_critic` critic updates, then G and Q
-together on the adversarial loss + `lambda_info` x (-L_I). Optimizer roles:
-`discriminator` = critic body + D head, `generator` = G + Q head.
+when `learn_std`). L_I = `lambda_info` x L_cat + `lambda_continuous` x L_cont (the paper,
+sec. 5 and app. C: lambda 1 for discrete codes, a smaller one for continuous codes).
+
+L_I is maximised over G and Q, and Q is the critic's body plus a head, so the information
+term reaches the shared body (as in the authors' code, where Q's layers are D's variables and
+both losses subtract it). A step is the paper's order, two phases:
+- discriminator (`n_critic` times): the whole SharedBody (body, D head, Q head) minimises its
+  adversarial loss - L_I on a coded batch generated without gradients through G;
+- generator: G alone minimises its adversarial loss - L_I, the critic and Q frozen.
+Optimizer roles: `discriminator` = SharedBody (body + D head + Q head), `generator` = G.
 """
 
 from __future__ import annotations
@@ -71,24 +78,27 @@ class InfoGANPipeline(Pipeline):
         categorical: PositiveInt = 10,
         continuous: NonNegativeInt = 2,
         lambda_info: NonNegative = 1.0,
+        lambda_continuous: NonNegative = 0.1,
         learn_std: bool = False,
         features: PositiveInt = 128,
         n_critic: PositiveInt = 1,
     ) -> None:
         if categorical < 2:
             raise GenrunError(f"model.categorical={categorical}: the categorical code needs k >= 2 values")
-        if continuous < 0 or lambda_info < 0:
-            raise GenrunError(f"model.continuous={continuous} and model.lambda_info={lambda_info} must be >= 0")
+        if continuous < 0 or lambda_info < 0 or lambda_continuous < 0:
+            raise GenrunError(f"model.continuous={continuous}, model.lambda_info={lambda_info} and "
+                              f"model.lambda_continuous={lambda_continuous} must be >= 0")
         super().__init__(loss, optimizers, device)
         self.z_dim, self.k, self.n_cont, self.n_critic = z_dim, categorical, continuous, n_critic
-        self.lambda_info, self.learn_std = lambda_info, learn_std
+        self.learn_std = learn_std
+        self.info_weights = {"info/cat": lambda_info, "info/cont": lambda_continuous}
         q_dim = categorical + continuous * (2 if learn_std else 1)
         self.generator = self.add_net("generator", generator(z_dim=z_dim + categorical + continuous))
         self.discriminator = self.add_net("discriminator", SharedBody(discriminator, q_dim, features, features))
-        self.add_optimizer("discriminator", self.discriminator.body, self.discriminator.d_head)
-        self.add_optimizer("generator", self.generator, self.discriminator.q_head)
+        self.add_optimizer("discriminator", self.discriminator)  # body, D head and Q head
+        self.add_optimizer("generator", self.generator)
         self.phases = [critic_phase(self.loss, self.discriminator, self.discriminator_objective, n_critic),
-                       Phase("GQ", ("generator",), self.generator_q_objective, fresh_batch=False)]
+                       Phase("G", ("generator",), self.generator_objective, fresh_batch=False)]
 
     # -- codes ------------------------------------------------------------------------------
     def latent(self, noise: Noise) -> Tensor:
@@ -112,21 +122,37 @@ class InfoGANPipeline(Pipeline):
             terms["info/cont"] = continuous_mi_bound(mean, log_std, noise["cont"])
         return terms
 
+    def weighted_info(self, info: dict[str, Tensor]) -> Tensor:
+        """L_I = lambda_info L_cat + lambda_continuous L_cont: what both phases subtract from their losses."""
+        return sum(self.info_weights[name] * term for name, term in info.items())
+
     # -- training ---------------------------------------------------------------------------
     def discriminator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        """Dmain (+ Dreg): the critic learns to tell real images from coded samples."""
+        """Dmain (+ Dreg) and Q: body, D head and Q head minimise the critic loss - L_I, with L_I
+        read from Q on the same pass over the coded batch (generated without gradients)."""
         real = batch["x"]
+        noise = self.sample_noise(real.shape[0])
         with torch.no_grad():
-            fake = self.generator(self.latent(self.sample_noise(real.shape[0])))
-        return critic_objective(self.loss, self.discriminator, real, fake)
+            fake = self.generator(self.latent(noise))
+        q_of_fake: list[Tensor] = []
 
-    def generator_q_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        """G and Q: min adversarial loss - lambda_info * L_I (the critic's body and D head frozen)."""
+        def critic(x: Tensor) -> Tensor:
+            logits, q = self.discriminator.both(x)
+            if x is fake:
+                q_of_fake.append(q)
+            return logits
+
+        loss, scalars = critic_objective(self.loss, critic, real, fake)
+        info = self.info_terms(q_of_fake[0], noise)
+        return loss - self.weighted_info(info), {**scalars, **info}
+
+    def generator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """G: min adversarial loss - L_I through the critic and Q (frozen in this phase)."""
         noise = self.sample_noise(batch["x"].shape[0])
         logits, q = self.discriminator.both(self.generator(self.latent(noise)))
         loss_g = self.loss.g_loss(logits)
         info = self.info_terms(q, noise)
-        return loss_g - self.lambda_info * sum(info.values()), {"loss/g": loss_g, **info}
+        return loss_g - self.weighted_info(info), {"loss/g": loss_g, **info}
 
     # -- sampling and pictures -------------------------------------------------------------
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
