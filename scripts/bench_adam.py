@@ -1,8 +1,8 @@
 """Adam's three torch implementations side by side on one genrun model: per-tensor loop
 (torch's CPU default), foreach, and fused (genrun's default, `optimizer.fused=true`).
 
-Each variant is built from the same config and trained with the same pipeline.step the loop
-calls; rounds interleave the variants so that the machine's drift hits them alike. Reports
+Each variant is built from the same config and trained with the update the loop runs
+(genrun.engine.updates); rounds interleave the variants so that the machine's drift hits them alike. Reports
 CPU ms per step (time.process_time, one thread) and each variant's ratio to the default loop.
 
     .venv/bin/python scripts/bench_adam.py                          # best_ring8's networks

@@ -82,8 +82,8 @@ class GANPipeline(Pipeline):
         self.pack, self.feature_matching = pack, feature_matching
         self.generator = self.add_net("generator", generator)
         self.discriminator = self.add_net("discriminator", discriminator)
-        self.opt_g = self.add_optimizer("generator", self.generator)
-        self.opt_d = self.add_optimizer("discriminator", self.discriminator)
+        self.add_optimizer("generator", self.generator)
+        self.add_optimizer("discriminator", self.discriminator)
         self.add_ema("generator")
         self.regularizers = dict(regularizers or {})
         for regularizer in self.regularizers.values():
