@@ -107,8 +107,8 @@ PLAIN_KEYS: dict[str, Range] = {
 INTERPOLATION = re.compile(r"\$\{(\.*)([\w.]+)\}")
 
 
-def locate(path: str) -> Any:
-    """The object a dotted `_target_` path names, or None."""
+def locate(path: str, missing: Any = None) -> Any:
+    """The object a dotted `_target_` path names (quietly, unlike Hydra's lookup), else `missing`."""
     parts = path.split(".")
     for i in range(len(parts), 0, -1):
         try:
@@ -116,9 +116,11 @@ def locate(path: str) -> Any:
         except ImportError:
             continue
         for attr in parts[i:]:
-            obj = getattr(obj, attr, None)
+            obj = getattr(obj, attr, missing)
+            if obj is missing:
+                return missing
         return obj
-    return None
+    return missing
 
 
 def range_of(hint: Any) -> Range | None:

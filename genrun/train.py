@@ -31,7 +31,7 @@ from genrun.engine.updates import Updater, compile_failure, prepare_for_speed
 from genrun.errors import GenrunError
 from genrun.metrics.modes import mode_metrics
 from genrun.pipelines.base import Noise, Pipeline
-from genrun.schema import check_ranges
+from genrun.schema import check_ranges, locate
 
 log = logging.getLogger("genrun")
 
@@ -115,20 +115,9 @@ def target_templates(node: Any) -> Iterator[str]:
 
 
 def locatable(path: str) -> bool:
-    """Whether a dotted path names a module or an attribute of one (quietly, unlike Hydra's lookup)."""
-    parts = path.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            return False
-        return True
-    return False
+    """Whether a dotted path names a module or an attribute of one."""
+    missing = object()
+    return locate(path, missing) is not missing
 
 
 def choices_for(head: str, tail: str) -> list[str]:
