@@ -76,3 +76,31 @@ def test_the_ranks_slices_make_up_the_global_batch():
     with pytest.raises(GenrunError, match=r"trainer.batch_size=10 \(the global batch\) must divide by the number of "
                                           r"processes \(4\)"):
         Batches(data, 10, torch.device("cpu"), seed=0, rank=0, world=4)
+
+
+def test_a_stop_signal_that_reaches_one_rank_stops_both_at_one_step(tmp_path):
+    import signal
+    import time
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch), "GENRUN_DEBUG": "", "HYDRA_FULL_ERROR": ""}
+    run = tmp_path / "run"
+    cmd = [TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "genrun", *GAN, "trainer.batch_size=8",
+           "trainer.max_steps=100000", "trainer.log_every=1", "trainer.sample_every=100000",
+           "trainer.ckpt_every=100000", f"hydra.run.dir={run}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log, deadline = run / "genrun.log", time.time() + 120
+    while time.time() < deadline and not (log.exists() and "step 3/" in log.read_text()):
+        time.sleep(0.2)
+    rank1 = [pid for pid in subprocess.run(["pgrep", "-f", "-P", str(proc.pid), "genrun"], capture_output=True,
+                                           text=True).stdout.split()
+             if "RANK=1" in Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")]
+    assert len(rank1) == 1, "rank 1's process"
+    os.kill(int(rank1[0]), signal.SIGTERM)  # rank 0 never gets the signal
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["weights_in_sync"] is True and metrics["step"] >= 3
+    assert metrics["status"] == "stopped by SIGTERM"  # rank 0 reports the signal rank 1 received
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == metrics["step"]

@@ -78,11 +78,12 @@ def all_reduce_(tensor: Tensor, op: str = "sum") -> Tensor:
     return tensor
 
 
-def any_process(flag: bool, device: torch.device) -> bool:
-    """True on every process when it is true on any (e.g. a stop signal that reached one rank)."""
+def largest(value: int, device: torch.device) -> int:
+    """The largest of the processes' values, on every process (e.g. the number of a stop signal
+    that reached only some ranks; 0 where none did)."""
     if not active():
-        return flag
-    return bool(all_reduce_(torch.tensor([int(flag)], device=device), "max").item())
+        return value
+    return int(all_reduce_(torch.tensor([value], device=device), "max").item())
 
 
 def gather_objects(obj: Any) -> list[Any]:

@@ -51,8 +51,9 @@ def fit(
             step += 1
             tracker.add(step, updater.step(pipeline, next_batch))
             progress.advance(step)
-            # several processes stop together, even when a signal reached only some of them
-            final = step == trainer.max_steps or distributed.any_process(stop.requested, pipeline.device)
+            # several processes stop together, for the same signal, even when it reached only some of them
+            stop.received = distributed.largest(stop.received or 0, pipeline.device) or None
+            final = step == trainer.max_steps or stop.requested
             if step % trainer.log_every == 0 or final:
                 n = tracker.count
                 scalars = tracker.flush()  # the only host sync of a step; raises on NaN/inf
