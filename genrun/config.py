@@ -1,4 +1,4 @@
-"""Structured schema of the `trainer` group: Hydra rejects a wrong type with a clear message.
+"""Structured schemas of the `trainer` and `eval` groups: Hydra rejects a wrong type with a clear message.
 
 Kept free of torch so that `genrun --help` stays fast.
 """
@@ -53,6 +53,24 @@ class TrainerConfig:
     grad_clip: float = within(0.0, Range(0))  # clip each phase's gradient norm to this (0 = off)
     compile: bool = False  # torch.compile every network (in place)
     sync_batchnorm: bool = False  # several processes: BatchNorm statistics over the global batch (CUDA)
+    eval_every: int = within(0, Range(0, integer=True))  # evaluate the metrics every N steps (0: at the end only)
+
+
+class Split(str, Enum):
+    train = "train"
+    test = "test"
+
+
+@dataclass
+class EvalConfig:
+    """The evaluation protocol (genrun.evaluation.Evaluator): sample counts, split, seed."""
+
+    n_fake: int = within(5000, POSITIVE)  # generated samples per evaluation
+    n_real: int = within(5000, POSITIVE)  # real examples at most
+    real_split: Split = Split.train  # the real examples the samples are compared with
+    floor: bool = True  # also score held-out examples as if generated (real vs real)
+    seed: int = within(0, Range(0, integer=True))  # of the generated samples
+    best_by: str = "auto"  # the metric key that picks checkpoints/best.pt
 
 
 def run_dir(resume: str | None, fresh: str) -> str:
@@ -81,5 +99,6 @@ def scratch_overrides() -> list[str]:
 def register() -> None:
     """Schemas and resolvers the configs use; call before composing (the CLI and tests do)."""
     ConfigStore.instance().store(group="trainer", name="trainer_schema", node=TrainerConfig)
+    ConfigStore.instance().store(group="eval", name="eval_schema", node=EvalConfig)
     OmegaConf.register_new_resolver("genrun_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("genrun_hydra_subdir", hydra_subdir, replace=True)

@@ -150,12 +150,14 @@ def declared_ranges(target: str) -> dict[str, Range]:
     return {name: r for name, hint in hints.items() if (r := range_of(hint)) is not None}
 
 
-def trainer_ranges() -> dict[str, Range]:
+def schema_ranges() -> dict[str, Range]:
+    """The declared ranges of the structured `trainer` and `eval` groups."""
     from dataclasses import fields
 
-    from genrun.config import TrainerConfig
+    from genrun.config import EvalConfig, TrainerConfig
 
-    return {f"trainer.{f.name}": f.metadata["range"] for f in fields(TrainerConfig) if "range" in f.metadata}
+    return {f"{group}.{f.name}": f.metadata["range"] for group, schema in (("trainer", TrainerConfig), ("eval", EvalConfig))
+            for f in fields(schema) if "range" in f.metadata}
 
 
 def numeric_leaves(resolved: Any, raw: Any, path: str, ranges: dict[str, Range]) -> Iterator[tuple[str, Any, Any, Range | None]]:
@@ -209,7 +211,7 @@ def check_ranges(cfg: DictConfig) -> None:
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     raw = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
     resolved.pop("hydra", None)
-    ranges = {**PLAIN_KEYS, **trainer_ranges()}
+    ranges = {**PLAIN_KEYS, **schema_ranges()}
     for path, value, raw_value, declared in numeric_leaves(resolved, raw, "", ranges):
         if declared is None:
             continue
@@ -232,7 +234,7 @@ def undeclared_numeric_keys(cfg: DictConfig) -> list[str]:
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     raw = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
     resolved.pop("hydra", None)
-    ranges = {**PLAIN_KEYS, **trainer_ranges()}
+    ranges = {**PLAIN_KEYS, **schema_ranges()}
     leaves = list(numeric_leaves(resolved, raw, "", ranges))
     fed = {source_key(path, raw_value) for path, _, raw_value, declared in leaves if declared is not None}
     return [path for path, _, _, declared in leaves if declared is None and path not in fed]

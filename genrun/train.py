@@ -29,6 +29,7 @@ from genrun.engine.summary import print_summary
 from genrun.engine.tracker import NonFiniteLoss
 from genrun.engine.updates import Updater, compile_failure, prepare_for_speed
 from genrun.errors import GenrunError
+from genrun.evaluation import Evaluator
 from genrun.metrics.modes import mode_metrics
 from genrun.pipelines.base import Noise, Pipeline
 from genrun.schema import check_ranges, locate
@@ -175,6 +176,19 @@ def build_pipeline(cfg: DictConfig, device: torch.device) -> Pipeline:
     return pipeline
 
 
+def build_evaluator(cfg: DictConfig, device: torch.device) -> Evaluator:
+    """The metrics of group `metrics` in the feature space of group `features`, with `eval`'s protocol."""
+    metrics = {name: build(node, f"metrics.{name}") for name, node in (cfg.get("metrics") or {}).items()}
+    features = cfg.get("features")
+    space = build(features, f"features={config_name(cfg, 'features')}") if features and features.get("_target_") else None
+    ev = cfg.eval
+    value_range = cfg.dataset.get("range")
+    return Evaluator(metrics, space, n_fake=int(ev.n_fake), n_real=int(ev.n_real),
+                     real_split=str(getattr(ev.real_split, "value", ev.real_split)), floor=bool(ev.floor),
+                     seed=int(ev.seed), value_range=tuple(value_range) if value_range is not None else None,
+                     device=device)
+
+
 def build_data(cfg: DictConfig) -> DataBundle:
     data = build(cfg.dataset.source, f"dataset={config_name(cfg, 'dataset')}")
     return binarize(data, str(cfg.dataset.get("binarize", "none")), cfg.dataset.get("range"))
@@ -278,8 +292,10 @@ def peak_memory() -> dict[str, float]:
     return peak
 
 
-def final_metrics(cfg: DictConfig, result: LoopResult, pipeline: Pipeline, data: DataBundle) -> dict[str, Any]:
-    """metrics.json: the final step, losses, speed, memory and the data's own metrics."""
+def final_metrics(cfg: DictConfig, result: LoopResult, pipeline: Pipeline, data: DataBundle,
+                  evaluator: Evaluator) -> dict[str, Any]:
+    """metrics.json: the final step, losses, speed, memory, the configured metrics (with their
+    real-vs-real floor and protocol) and the family's own metrics."""
     metrics: dict[str, Any] = {
         "step": result.step,
         "status": f"stopped by {result.stopped_by}" if result.stopped_by else "completed",
@@ -292,9 +308,18 @@ def final_metrics(cfg: DictConfig, result: LoopResult, pipeline: Pipeline, data:
     if data.modes is not None:
         metrics.update(mode_metrics(pipeline.sample(MODE_SAMPLES, g), data.modes, data.sigma))
     metrics.update(pipeline.evaluate(data, g))
+    evaluation = evaluator(pipeline, data)
+    metrics.update(evaluation.values)
     monitor = cfg.get("monitor", "auto")
-    metrics["primary"] = ("rkl" if "rkl" in metrics else pipeline.primary_metric) if monitor == "auto" else monitor
+    metrics["primary"] = auto_primary(metrics, pipeline) if monitor == "auto" else monitor
+    metrics["floor"] = evaluation.floor
+    metrics["protocol"] = {**evaluation.protocol, "skipped": evaluation.skipped, "seconds": evaluation.seconds}
     return metrics
+
+
+def auto_primary(metrics: dict[str, Any], pipeline: Pipeline) -> str:
+    """`monitor=auto`: reverse KL over the modes on 2D mixtures, else FID when it ran, else the family's own."""
+    return next((key for key in ("rkl", "fid") if metrics.get(key) is not None), pipeline.primary_metric)
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -328,6 +353,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     if float(trainer.get("ema", 0.0)) > 0 and not pipeline.ema_sources:
         raise GenrunError(f"trainer.ema={trainer.ema}: model={config_name(cfg, 'model')} keeps no EMA copy "
                           "(families with EMA: gan, dcgan, mine); use trainer.ema=0")
+    evaluator = build_evaluator(cfg, device)
     split_for_processes(pipeline, trainer)
     prepare_for_speed(pipeline, bool(trainer.compile))
     batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)),
@@ -355,7 +381,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     try:
         result = fit(pipeline, batches, trainer, outputs, save, noise, start, updater)
         in_sync = weights_in_sync(pipeline)
-        metrics = final_metrics(cfg, result, pipeline, data) if main else {}
+        metrics = final_metrics(cfg, result, pipeline, data, evaluator) if main else {}
         if main and distributed.active():
             metrics.update({"world_size": distributed.world_size(), "weights_in_sync": in_sync})
         outputs.metrics(metrics)

@@ -21,6 +21,7 @@ register()
 TINY = [
     "trainer=debug",
     "trainer.batch_size=8",
+    "eval=debug",
     "model.generator.width=8",
     "model.discriminator.width=8",
 ]
@@ -38,8 +39,8 @@ def cfg_factory():
 
 def tiny_overrides(model: str, *extra: str) -> list[str]:
     """TINY, adapted to the model's networks (a VAE has an encoder and a decoder)."""
-    nets = ["model.encoder.width=8", "model.decoder.width=8"] if model in ("vae",) else TINY[2:]
-    return [f"model={model}", *TINY[:2], *nets, *extra]
+    nets = ["model.encoder.width=8", "model.decoder.width=8"] if model in ("vae",) else TINY[3:]
+    return [f"model={model}", *TINY[:3], *nets, *extra]
 
 
 def run_cli(*args: str, cwd: Path, entry: str = "genrun", timeout: float = 300, env: dict | None = None,

@@ -20,12 +20,27 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """One row per number; a metric with a real-vs-real floor shows it beside its value, the
+    protocol (and other nested entries) stays in metrics.json."""
+    floor = metrics.get("floor") or {}
+    rows = []
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            continue
+        text = format_value(value)
+        if key in floor and floor[key] is not None:
+            text += f"  (held-out data: {format_value(floor[key])})"
+        rows.append((key, text))
+    return rows
+
+
 def print_summary(run_dir: Path, metrics: Mapping[str, Any]) -> None:
     """A rich table on the console; the same lines, plain, in genrun.log."""
     table = Table(title="genrun summary", show_header=False, title_justify="left")
     table.add_column("key", style="bold")
     table.add_column("value")
-    rows = [("run folder", str(run_dir))] + [(k, format_value(v)) for k, v in metrics.items()]
+    rows = [("run folder", str(run_dir)), *summary_rows(metrics)]
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)

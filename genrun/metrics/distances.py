@@ -79,31 +79,33 @@ def kid(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000,
     return float(values.mean()), float(values.std(unbiased=True)) if subsets > 1 else 0.0
 
 
-def pairwise_distances(x: Tensor, y: Tensor, chunk: int = 4096) -> Tensor:
-    """Euclidean distances [len(x), len(y)] in float64, chunked over x."""
-    x, y = x.double().flatten(1), y.double().flatten(1)
-    return torch.cat([torch.cdist(x[i:i + chunk], y) for i in range(0, len(x), chunk)])
-
-
-def knn_radii(x: Tensor, k: int) -> Tensor:
+def knn_radii(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
     """Distance of each point to its k-th nearest neighbour in its own set (itself excluded)."""
     if not 1 <= k < len(x):
         raise GenrunError(f"k={k} nearest neighbours need more than k samples (got {len(x)})")
-    distances = pairwise_distances(x, x)
-    return distances.kthvalue(k + 1, dim=1).values  # the 1st smallest is the point itself (0)
+    x = x.double().flatten(1)
+    # the 1st smallest distance is the point itself (0)
+    return torch.cat([torch.cdist(x[i:i + chunk], x).kthvalue(k + 1, dim=1).values for i in range(0, len(x), chunk)])
 
 
-def inside_balls(points: Tensor, centres: Tensor, radii: Tensor) -> Tensor:
-    """[len(points), len(centres)] booleans: point j within the ball of centre i."""
-    return pairwise_distances(points, centres) <= radii[None, :]
+def ball_counts(points: Tensor, centres: Tensor, radii: Tensor, chunk: int = 2048) -> tuple[Tensor, Tensor]:
+    """For each point, how many centres' balls hold it; for each centre, whether its ball holds
+    any point (chunked over the points: memory stays chunk x len(centres))."""
+    points, centres = points.double().flatten(1), centres.double().flatten(1)
+    per_point, any_point = [], torch.zeros(len(centres), dtype=torch.bool, device=centres.device)
+    for i in range(0, len(points), chunk):
+        inside = torch.cdist(points[i:i + chunk], centres) <= radii[None, :]
+        per_point.append(inside.sum(1))
+        any_point |= inside.any(0)
+    return torch.cat(per_point), any_point
 
 
 def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> dict[str, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019): precision = share of generated
     samples inside the real manifold (the union of balls reaching each real sample's k-th
     neighbour), recall = share of real samples inside the generated manifold."""
-    precision = inside_balls(fake, real, knn_radii(real, k)).any(1).double().mean()
-    recall = inside_balls(real, fake, knn_radii(fake, k)).any(1).double().mean()
+    precision = (ball_counts(fake, real, knn_radii(real, k))[0] > 0).double().mean()
+    recall = (ball_counts(real, fake, knn_radii(fake, k))[0] > 0).double().mean()
     return {"precision": float(precision), "recall": float(recall)}
 
 
@@ -111,10 +113,9 @@ def density_coverage(real: Tensor, fake: Tensor, k: int = 5) -> dict[str, float]
     """Density and coverage (Naeem et al. 2020): density = mean count of real balls holding each
     generated sample, over k (1 when the two match; can exceed 1); coverage = share of real
     samples whose ball holds at least one generated sample."""
-    inside = inside_balls(fake, real, knn_radii(real, k))  # [M fake, N real]
-    density = inside.double().sum() / (k * len(fake))
-    coverage = inside.any(0).double().mean()
-    return {"density": float(density), "coverage": float(coverage)}
+    counts, covered = ball_counts(fake, real, knn_radii(real, k))
+    density = counts.double().sum() / (k * len(fake))
+    return {"density": float(density), "coverage": float(covered.double().mean())}
 
 
 def kl_to_reference(counts: Tensor, reference: Tensor) -> float:

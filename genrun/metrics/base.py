@@ -1,0 +1,121 @@
+"""What a metric is, what it reads, and the feature spaces it reads them in.
+
+A metric is one small class chosen in config (`configs/metrics/<name>.yaml`, `genrun
+metrics=[fid,kid,pr]`). It reads an `EvalContext`, which computes on first use, and shares
+between metrics, everything they read: the real and generated samples, their features and
+class logits in the run's feature space, the model and the data. A metric says which
+direction is better for each of its keys (for `best.pt`), and why it cannot run on a given
+run (no feature space, no class logits, a family without a likelihood bound), so the
+evaluator can leave it out with a reason instead of failing a finished training run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from genrun.data.bundle import DataBundle
+
+Better = Literal["lower", "higher"]
+CHUNK = 500  # examples per forward pass of a generator or a feature network
+
+
+@runtime_checkable
+class FeatureSpace(Protocol):
+    """A fixed network that maps samples (in the data's own value range) to features, and
+    optionally to class logits: Inception-v3, genrun's own classifier, or the raw values."""
+
+    name: str
+    has_logits: bool
+
+    def prepare(self, data: DataBundle, value_range: tuple[float, float] | None, device: torch.device) -> None:
+        """Load or train the network for this data (called once, before any features)."""
+
+    def features(self, x: Tensor) -> Tensor:
+        """[N, ...] samples -> [N, D] features (float, on any device)."""
+
+    def logits(self, x: Tensor) -> Tensor:
+        """[N, ...] samples -> [N, K] class logits (only when `has_logits`)."""
+
+    def protocol(self) -> dict[str, Any]:
+        """What a reader needs to compare numbers: the network, the sha256 of its weights,
+        the input resizing, and e.g. a classifier's held-out accuracy."""
+
+
+def in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, size: int = CHUNK) -> Tensor:
+    """fn over the rows of x in chunks (bounded memory), concatenated on the CPU."""
+    return torch.cat([fn(x[i:i + size]).detach().float().cpu() for i in range(0, len(x), size)])
+
+
+class EvalContext:
+    """The inputs of every metric of one evaluation, each computed once when first read.
+
+    `real` are examples of the data (the evaluator picks the split); `draw_fake()` returns the
+    generated samples (or, for the real-vs-real floor, a second set of real examples).
+    `pipeline` is None for the floor: metrics that need the model do not run there.
+    """
+
+    def __init__(self, real: Tensor, draw_fake: Callable[[], Tensor], space: FeatureSpace | None,
+                 pipeline: Any, data: DataBundle, seed: int, real_features: Tensor | None = None,
+                 real_logits: Tensor | None = None) -> None:
+        self.real, self.draw_fake, self.space = real, draw_fake, space
+        self.pipeline, self.data, self.seed = pipeline, data, seed
+        self._real_features, self._real_logits = real_features, real_logits
+
+    @cached_property
+    def fake(self) -> Tensor:
+        return self.draw_fake()
+
+    @cached_property
+    def real_features(self) -> Tensor:
+        if self._real_features is not None:
+            return self._real_features
+        return in_chunks(self.space.features, self.real)
+
+    @cached_property
+    def fake_features(self) -> Tensor:
+        return in_chunks(self.space.features, self.fake)
+
+    @cached_property
+    def real_logits(self) -> Tensor:
+        if self._real_logits is not None:
+            return self._real_logits
+        return in_chunks(self.space.logits, self.real)
+
+    @cached_property
+    def fake_logits(self) -> Tensor:
+        return in_chunks(self.space.logits, self.fake)
+
+
+class Metric:
+    """Base of every metric: `__call__(ctx)` -> {key: value}; `better` gives each key's direction.
+
+    `needs` lists what the metric reads beyond the samples: "features" (a feature space),
+    "logits" (a feature space with class logits), "model" (the trained pipeline, e.g. a
+    likelihood bound; such metrics have no real-vs-real floor).
+    """
+
+    name: ClassVar[str] = ""
+    better: ClassVar[dict[str, Better]] = {}
+    needs: ClassVar[tuple[str, ...]] = ("features",)
+
+    def missing(self, ctx: EvalContext) -> str | None:
+        """Why this metric cannot run on this run, or None when it can."""
+        if ("features" in self.needs or "logits" in self.needs) and ctx.space is None:
+            return "the run has no feature space (features=none)"
+        if "logits" in self.needs and not ctx.space.has_logits:
+            return f"the feature space {ctx.space.name} gives no class logits"
+        if "model" in self.needs and ctx.pipeline is None:
+            return "it needs the model"
+        return None
+
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        raise NotImplementedError
+
+    def protocol(self) -> dict[str, Any]:
+        """This metric's own settings (e.g. KID's subsets), recorded beside its numbers."""
+        return {}
