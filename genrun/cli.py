@@ -97,3 +97,17 @@ def sample_main() -> None:
             raise
         print(f"genrun-sample: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def eval_main() -> None:
+    """`genrun-eval run=PATH [ckpt=last|best|FILE] [metrics=fid,kid] [n=N] [features=...] [device=auto]`."""
+    from genrun.eval_command import KEYS, USAGE, eval_command
+    from genrun.sample import parse_args
+
+    try:
+        eval_command(**parse_args(sys.argv[1:], KEYS, USAGE))
+    except GenrunError as exc:
+        if debug_enabled():
+            raise
+        print(f"genrun-eval: error: {exc}", file=sys.stderr)
+        sys.exit(2)

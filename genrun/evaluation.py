@@ -21,7 +21,7 @@ from torch import Tensor
 
 from genrun.data.bundle import DataBundle
 from genrun.metrics.base import CHUNK, Better, EvalContext, FeatureSpace, Metric, in_chunks
-from genrun.schema import NonNegativeInt, PositiveInt, Seed
+from genrun.schema import PositiveInt, Seed
 
 log = logging.getLogger("genrun")
 
@@ -55,8 +55,7 @@ class Evaluator:
 
     def __init__(self, metrics: Mapping[str, Metric], features: Any = None, n_fake: PositiveInt = 5000,
                  n_real: PositiveInt = 5000, real_split: str = "train", floor: bool = True, seed: Seed = 0,
-                 value_range: tuple[float, float] | None = None, device: torch.device | str = "cpu",
-                 every: NonNegativeInt = 0) -> None:
+                 value_range: tuple[float, float] | None = None, device: torch.device | str = "cpu") -> None:
         self.metrics, self.features = dict(metrics), features
         self.n_fake, self.n_real, self.real_split, self.floor, self.seed = n_fake, n_real, real_split, floor, seed
         self.value_range = tuple(value_range) if value_range is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +23,22 @@ def boolean(value: str) -> bool:
 KEYS = {"run": str, "n": int, "out": str, "seed": int, "device": str, "ema": boolean}
 
 
-def parse_args(argv: list[str]) -> dict[str, Any]:
-    """key=value arguments, typed; unknown keys and bad values are clear errors."""
+def parse_args(argv: list[str], keys: dict[str, Callable[[str], Any]] = KEYS, usage: str = USAGE) -> dict[str, Any]:
+    """key=value arguments, typed by `keys`; unknown keys and bad values are clear errors."""
     args: dict[str, Any] = {}
     for arg in argv:
         if arg in ("-h", "--help"):
-            print(USAGE)
+            print(usage)
             raise SystemExit(0)
         key, sep, value = arg.partition("=")
-        if not sep or key not in KEYS:
-            raise GenrunError(f"unknown argument {arg!r}; usage: {USAGE}")
+        if not sep or key not in keys:
+            raise GenrunError(f"unknown argument {arg!r}; usage: {usage}")
         try:
-            args[key] = KEYS[key](value)
+            args[key] = keys[key](value)
         except ValueError as exc:
-            raise GenrunError(f"{key}={value!r} is not a valid {KEYS[key].__name__}") from exc
+            raise GenrunError(f"{key}={value!r} is not a valid {keys[key].__name__}") from exc
     if "run" not in args:
-        raise GenrunError(f"run=PATH is required; usage: {USAGE}")
+        raise GenrunError(f"run=PATH is required; usage: {usage}")
     return args
 
 

@@ -12,24 +12,31 @@ from omegaconf.errors import OmegaConfBaseException
 
 from genrun.config import TrainerConfig
 from genrun.errors import GenrunError
+from genrun.options import EVAL_GROUPS, with_eval_groups
 from genrun.paths import process_rank
 
-RESUMABLE_PREFIXES = ("trainer.", "resume=", "monitor=")
+EVAL_PREFIXES = tuple(f"{g}{sep}" for g in EVAL_GROUPS for sep in ("=", "."))
+RESUMABLE_PREFIXES = ("trainer.", "resume=", "monitor=", *EVAL_PREFIXES)
 
 
 def resume_config(saved: dict[str, Any], overrides: list[str], resume: str) -> DictConfig:
-    """The saved run's config with the command line's `trainer.*` overrides applied.
+    """The saved run's config with the command line's `trainer.*` and evaluation overrides applied.
 
     Model, loss, dataset and optimizer come from the checkpoint: changing them would not
-    continue the same run, so any other override is an error.
+    continue the same run, so any other override is an error. How the run is measured may
+    change (`eval.*`, `metrics=[...]`, `features=...`); a run saved before those groups
+    existed continues with today's defaults for them.
     """
     foreign = [o for o in overrides if not o.lstrip("+").startswith(RESUMABLE_PREFIXES)]
     if foreign:
         raise GenrunError(
-            f"resume continues the saved run, so only trainer.* may change; got {foreign[0]!r} "
-            f"(model, loss, dataset and optimizer come from the checkpoint)"
+            f"resume continues the saved run, so only trainer.*, eval.*, metrics and features may change; "
+            f"got {foreign[0]!r} (model, loss, dataset and optimizer come from the checkpoint)"
         )
-    cfg = OmegaConf.create(saved)
+    evals = [o.lstrip("+") for o in overrides if o.lstrip("+").startswith(EVAL_PREFIXES)]
+    choices = dict(o.split("=", 1) for o in evals if o.split("=", 1)[0] in EVAL_GROUPS)
+    dotted = [o for o in evals if o.split("=", 1)[0] not in EVAL_GROUPS]
+    cfg = with_eval_groups(OmegaConf.create(saved), choices, dotted)
     trainer_overrides = [o.lstrip("+")[len("trainer."):] for o in overrides if o.lstrip("+").startswith("trainer.")]
     try:
         trainer = OmegaConf.merge(OmegaConf.structured(TrainerConfig), cfg.trainer,

@@ -29,7 +29,8 @@ from genrun.engine.summary import print_summary
 from genrun.engine.tracker import NonFiniteLoss
 from genrun.engine.updates import Updater, compile_failure, prepare_for_speed
 from genrun.errors import GenrunError
-from genrun.evaluation import Evaluator
+from genrun.eval_loop import BestTracker, PeriodicEvaluation, evaluation_setup
+from genrun.evaluation import Evaluation, Evaluator
 from genrun.metrics.modes import mode_metrics
 from genrun.pipelines.base import Noise, Pipeline
 from genrun.schema import check_ranges, locate
@@ -208,7 +209,7 @@ def preview_inputs(pipeline: Pipeline, data: DataBundle, n: int, seed: int) -> N
 
 
 def checkpoint_state(step: int, cfg: DictConfig, pipeline: Pipeline, updater: Updater, batches: Batches,
-                     noise: Noise) -> dict:
+                     noise: Noise, best: dict | None = None) -> dict:
     """Everything a bit-exact continuation needs, as plain types (no pickle). Under torchrun
     every process calls it (the ranks' RNG states are gathered); rank 0 writes it."""
     return {
@@ -221,6 +222,7 @@ def checkpoint_state(step: int, cfg: DictConfig, pipeline: Pipeline, updater: Up
         "world_size": distributed.world_size(),
         "rng_ranks": distributed.gather_objects(rng_state()) if distributed.active() else [],
         "sample_noise": noise,
+        "best": best,  # the best evaluation so far (genrun.eval_loop.BestTracker.state)
         "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         "config_raw": OmegaConf.to_container(cfg, resolve=False, enum_to_str=True),
     }
@@ -293,9 +295,10 @@ def peak_memory() -> dict[str, float]:
 
 
 def final_metrics(cfg: DictConfig, result: LoopResult, pipeline: Pipeline, data: DataBundle,
-                  evaluator: Evaluator) -> dict[str, Any]:
+                  evaluator: Evaluator, evaluation: Evaluation | None = None) -> dict[str, Any]:
     """metrics.json: the final step, losses, speed, memory, the configured metrics (with their
-    real-vs-real floor and protocol) and the family's own metrics."""
+    real-vs-real floor and protocol) and the family's own metrics. `evaluation`: the loop's own
+    evaluation of this very step, when it made one (the same numbers, not computed twice)."""
     metrics: dict[str, Any] = {
         "step": result.step,
         "status": f"stopped by {result.stopped_by}" if result.stopped_by else "completed",
@@ -308,7 +311,7 @@ def final_metrics(cfg: DictConfig, result: LoopResult, pipeline: Pipeline, data:
     if data.modes is not None:
         metrics.update(mode_metrics(pipeline.sample(MODE_SAMPLES, g), data.modes, data.sigma))
     metrics.update(pipeline.evaluate(data, g))
-    evaluation = evaluator(pipeline, data)
+    evaluation = evaluation if evaluation is not None else evaluator(pipeline, data)
     metrics.update(evaluation.values)
     monitor = cfg.get("monitor", "auto")
     metrics["primary"] = auto_primary(metrics, pipeline) if monitor == "auto" else monitor
@@ -354,12 +357,17 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
         raise GenrunError(f"trainer.ema={trainer.ema}: model={config_name(cfg, 'model')} keeps no EMA copy "
                           "(families with EMA: gan, dcgan, mine); use trainer.ema=0")
     evaluator = build_evaluator(cfg, device)
+    tracker = BestTracker(str(cfg.eval.best_by), {n: m.better for n, m in evaluator.metrics.items()},
+                          evaluation_setup(cfg))
+    if int(trainer.eval_every) > 0:
+        tracker.check()
     split_for_processes(pipeline, trainer)
     prepare_for_speed(pipeline, bool(trainer.compile))
     batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)),
                       distributed.rank(), distributed.world_size())
     if checkpoint is not None:
         start, noise = restore(checkpoint, pipeline, updater, batches)
+        tracker.restore(checkpoint.get("best"))
         warn_if_schedule_ends_early(checkpoint, pipeline, int(trainer.max_steps))
     else:
         start = 0
@@ -373,15 +381,21 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
         log.info("run folder: %s (device %s, %d process(es), %s, start step %d)", run_dir, device,
                  distributed.world_size(), type(pipeline).__name__, start)
 
-    def save(step: int) -> None:
-        state = checkpoint_state(step, cfg, pipeline, updater, batches, noise)
-        if main:
+    def save(step: int, best: bool = False) -> None:
+        state = checkpoint_state(step, cfg, pipeline, updater, batches, noise, tracker.state())
+        if main and best:
+            checkpoints.save_best(state)
+        elif main:
             checkpoints.save(state, step)
 
+    periodic = PeriodicEvaluation(evaluator, pipeline, data, outputs, tracker, lambda step: save(step, best=True))
     try:
-        result = fit(pipeline, batches, trainer, outputs, save, noise, start, updater)
+        result = fit(pipeline, batches, trainer, outputs, save, noise, start, updater, periodic)
         in_sync = weights_in_sync(pipeline)
-        metrics = final_metrics(cfg, result, pipeline, data, evaluator) if main else {}
+        same_step = periodic.last[1] if periodic.last and periodic.last[0] == result.step else None
+        metrics = final_metrics(cfg, result, pipeline, data, evaluator, same_step) if main else {}
+        if main and int(trainer.eval_every) > 0:
+            metrics["best"] = tracker.summary()
         if main and distributed.active():
             metrics.update({"world_size": distributed.world_size(), "weights_in_sync": in_sync})
         outputs.metrics(metrics)

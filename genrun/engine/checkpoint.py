@@ -2,7 +2,8 @@
 
 Layout of a checkpoint (all values are tensors, numbers, strings, lists or dicts):
     format, version, step, pipeline {nets, optimizers}, data {epoch, pos}, rng {...},
-    sample_noise {name: tensor}, config (resolved), config_raw (with interpolations), family
+    sample_noise {name: tensor}, config (resolved), config_raw (with interpolations), family,
+    best {key, value, step, setup} (the best evaluation so far: genrun.eval_loop)
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 class CheckpointDir:
-    """checkpoints/last.pt plus the newest `keep_last` step_<N>.pt files."""
+    """checkpoints/last.pt plus the newest `keep_last` step_<N>.pt files (and best.pt, the state
+    at the best evaluation so far, when the run evaluates during training)."""
 
     def __init__(self, folder: Path, keep_last: int, clean: bool = True) -> None:
         self.folder, self.keep_last = folder, keep_last
@@ -131,6 +133,15 @@ class CheckpointDir:
     @property
     def last(self) -> Path:
         return self.folder / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.folder / "best.pt"
+
+    def save_best(self, state: dict[str, Any]) -> Path:
+        """best.pt: a full checkpoint (training can continue from it), written atomically."""
+        atomic_save({"format": FORMAT, "version": VERSION, **state}, self.best)
+        return self.best
 
     def save(self, state: dict[str, Any], step: int) -> Path:
         state = {"format": FORMAT, "version": VERSION, **state}

@@ -1,7 +1,8 @@
 """The training loop: family-agnostic, short enough to read at once.
 
-It has the updater run the family's phases each step and decides when to log, draw samples
-and checkpoint; it never sees a generator or a discriminator, a loss or an optimizer.
+It has the updater run the family's phases each step and decides when to log, draw samples,
+evaluate and checkpoint; it never sees a generator or a discriminator, a loss, an optimizer or
+a metric (evaluation is a callable, like checkpointing).
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def fit(
     preview_inputs: Noise,
     start_step: int = 0,
     updater: Updater | None = None,
+    evaluate: Callable[[int], None] | None = None,
 ) -> LoopResult:
-    """Train from `start_step` to `trainer.max_steps`, or until a stop signal arrives."""
+    """Train from `start_step` to `trainer.max_steps`, or until a stop signal arrives; call
+    `evaluate(step)` every `trainer.eval_every` steps (on every process)."""
     updater = updater if updater is not None else Updater(pipeline.device)
     tracker = ScalarTracker()
     step, scalars = start_step, {}
@@ -65,6 +68,11 @@ def fit(
             if outputs.main and (step % trainer.sample_every == 0 or final):
                 for name, picture in pipeline.previews(preview_inputs).items():
                     outputs.samples(step, picture, name)
+            if evaluate is not None and trainer.eval_every and step % trainer.eval_every == 0:
+                tracker.check()  # never evaluate (nor keep as the best) a diverged model
+                t_eval = time.perf_counter()
+                evaluate(step)
+                t_log += time.perf_counter() - t_eval  # time/step_ms stays the training's own
             if step % trainer.ckpt_every == 0 or final:
                 tracker.check()  # never write a checkpoint of a diverged model
                 save_checkpoint(step)

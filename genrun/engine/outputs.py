@@ -25,6 +25,18 @@ def writing(path: Path) -> Iterator[None]:
         raise GenrunError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+def write_json(path: Path, obj: Mapping[str, Any]) -> Path:
+    """A JSON file replaced atomically, so a reader never sees half a file (NaN is refused)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with writing(path):
+            tmp.write_text(json.dumps(dict(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 class RunOutputs:
     """The run folder's writers; the loop hands it numbers and tensors, never the family."""
 
@@ -70,17 +82,13 @@ class RunOutputs:
             for key, value in numeric.items():
                 self.tb.add_scalar(key, value, int(metrics.get("step", 0)))
 
+    def evaluation(self, step: int, values: Mapping[str, float | None], seconds: float) -> None:
+        """An evaluation during training: `eval/<key>` for each value that exists, and its wall time."""
+        self.scalars(step, {**{f"eval/{k}": v for k, v in values.items() if v is not None}, "time/eval_s": seconds})
+
     def metrics(self, metrics: Mapping[str, Any]) -> Path:
         """metrics.json, replaced atomically so a reader never sees half a file."""
-        path = self.folder / "metrics.json"
-        tmp = path.with_name(f".metrics.json.tmp{os.getpid()}")
-        try:
-            with writing(path):
-                tmp.write_text(json.dumps(dict(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
-                os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return write_json(self.folder / "metrics.json", metrics)
 
     def close(self) -> None:
         with writing(self.tb_dir):
@@ -101,6 +109,9 @@ class NoOutputs:
         pass
 
     def samples(self, step: int, samples: Tensor, name: str = "samples") -> None:
+        pass
+
+    def evaluation(self, step: int, values: Mapping[str, float | None], seconds: float) -> None:
         pass
 
     def hparams(self, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:

@@ -32,12 +32,16 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
         if key in floor and floor[key] is not None:
             text += f"  (held-out data: {format_value(floor[key])})"
         rows.append((key, text))
+    best = metrics.get("best") or {}
+    if best.get("key") is not None:
+        found = f"{format_value(best['value'])} at step {best['step']}" if best.get("value") is not None else "none yet"
+        rows.append((f"best {best['key']}", found))
     return rows
 
 
-def print_summary(run_dir: Path, metrics: Mapping[str, Any]) -> None:
+def print_summary(run_dir: Path, metrics: Mapping[str, Any], title: str = "genrun summary") -> None:
     """A rich table on the console; the same lines, plain, in genrun.log."""
-    table = Table(title="genrun summary", show_header=False, title_justify="left")
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("key", style="bold")
     table.add_column("value")
     rows = [("run folder", str(run_dir)), *summary_rows(metrics)]

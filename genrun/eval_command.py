@@ -1,0 +1,138 @@
+"""genrun-eval: the metrics of trained runs, computed from their checkpoints, written to eval.json.
+
+`run=` is a run folder, a checkpoint file, or a folder that holds runs (a multirun sweep):
+then every run under it is evaluated, and a run without the checkpoint asked for is reported,
+not fatal. The evaluator is the run's own (genrun.train.build_evaluator) with the command
+line's choices, so `ckpt=last` with the run's own settings gives the numbers of its metrics.json.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from genrun.errors import GenrunError
+
+USAGE = ("genrun-eval run=PATH [ckpt=last|best|FILE] [metrics=fid,kid,...] [n=N] [features=auto|raw|none] "
+         "[device=auto|cpu|cuda]")
+KEYS = {"run": str, "ckpt": str, "metrics": str, "n": int, "features": str, "device": str}
+NAMED = {"last": "last.pt", "best": "best.pt"}
+
+
+class NoCheckpoint(GenrunError):
+    """A run lacks the checkpoint asked for (in a sweep: reported, and the other runs go on)."""
+
+
+def checkpoint_file(run: Path, ckpt: str) -> Path:
+    """The checkpoint `ckpt` (last, best, or a file: as given or inside checkpoints/) of the run at `run`."""
+    if run.is_file():
+        if ckpt != "last":
+            raise GenrunError(f"run={run} is a checkpoint file; ckpt={ckpt} picks a file of a run folder")
+        return run
+    if ckpt in NAMED:
+        path = run / "checkpoints" / NAMED[ckpt]
+        if not path.is_file():
+            hint = " (a run writes it when it evaluates during training: trainer.eval_every=N)" if ckpt == "best" else ""
+            raise NoCheckpoint(f"{run} has no checkpoints/{NAMED[ckpt]}{hint}")
+        return path
+    for path in (Path(ckpt).expanduser(), run / "checkpoints" / ckpt):
+        if path.is_file():
+            return path
+    raise NoCheckpoint(f"ckpt={ckpt}: no such file, as given or in {run / 'checkpoints'}; valid: last, best or a .pt file")
+
+
+def is_run(folder: Path) -> bool:
+    """A run folder: it has checkpoints/ or Hydra's .hydra/ (a run that died before its first checkpoint)."""
+    return (folder / "checkpoints").is_dir() or (folder / ".hydra").is_dir()
+
+
+def natural(path: Path) -> list[Any]:
+    """Sort key that puts job 2 before job 10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def runs_under(folder: Path) -> list[Path]:
+    """Every run folder below `folder` (e.g. the jobs of a multirun sweep)."""
+    found = {p.parent for name in ("checkpoints", ".hydra") for p in folder.rglob(name) if p.is_dir()}
+    return sorted(found, key=natural)
+
+
+def eval_config(saved: dict[str, Any], metrics: str | None, features: str | None, n: int | None):
+    """The run's config with the command line's metrics, feature space and sample count."""
+    from omegaconf import OmegaConf
+
+    from genrun.options import with_eval_groups
+
+    return with_eval_groups(OmegaConf.create(saved), {"metrics": metrics, "features": features},
+                            [f"eval.n_fake={n}"] if n is not None else [])
+
+
+def evaluate_run(run: Path, ckpt: str = "last", metrics: str | None = None, n: int | None = None,
+                 features: str | None = None, device: str = "auto") -> Path:
+    """Evaluate one run's checkpoint; write eval.json beside its metrics.json and print a table."""
+    from genrun.engine.outputs import write_json
+    from genrun.engine.summary import print_summary
+    from genrun.paths import run_folder_of
+    from genrun.sample import load_run
+    from genrun.schema import check_ranges
+    from genrun.train import build_data, build_evaluator
+
+    path = checkpoint_file(run, ckpt)
+    folder = run_folder_of(path)
+    pipeline, checkpoint = load_run(str(path), device)
+    cfg = eval_config(checkpoint["config_raw"], metrics, features, n)
+    check_ranges(cfg)
+    evaluation = build_evaluator(cfg, pipeline.device)(pipeline, build_data(cfg))
+    shown = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+    result = {"step": int(checkpoint["step"]), **evaluation.values, "floor": evaluation.floor,
+              "protocol": {**evaluation.protocol, "checkpoint": shown, "step": int(checkpoint["step"]),
+                           "skipped": evaluation.skipped, "seconds": evaluation.seconds}}
+    target = write_json(folder / "eval.json", result)
+    print_summary(folder, {"checkpoint": shown, **result}, title="genrun-eval")
+    for name, why in evaluation.skipped.items():
+        print(f"{name} did not run: {why}")
+    return target
+
+
+def check_arguments(metrics: str | None, n: int | None, features: str | None) -> None:
+    """Bad choices fail before any run is loaded."""
+    from genrun.options import choice_names, load_option
+
+    if n is not None and n < 1:
+        raise GenrunError(f"n={n}: the number of generated samples must be a positive integer (>= 1)")
+    for name in choice_names(metrics) if metrics is not None else []:
+        load_option("metrics", name)
+    if features is not None:
+        load_option("features", features)
+
+
+def eval_command(run: str, ckpt: str = "last", metrics: str | None = None, n: int | None = None,
+                 features: str | None = None, device: str = "auto") -> list[Path]:
+    """Evaluate the run at `run`, or every run under it; returns the eval.json files written."""
+    check_arguments(metrics, n, features)
+    folder = Path(run).expanduser()
+    if not folder.exists():
+        raise GenrunError(f"run={run}: no such file or folder (give a run folder, a sweep folder or a .pt file)")
+    if folder.is_file() or is_run(folder):
+        return [evaluate_run(folder, ckpt, metrics, n, features, device)]
+    runs = runs_under(folder)
+    if not runs:
+        raise GenrunError(f"run={run} is not a run folder and holds none (no checkpoints/ or .hydra/ below it)")
+    written, missing, failed = [], [], []
+    for one in runs:
+        try:
+            written.append(evaluate_run(one, ckpt, metrics, n, features, device))
+        except NoCheckpoint as exc:
+            missing.append(f"{one}: {exc}")
+        except GenrunError as exc:
+            failed.append(f"{one}: {exc}")
+    print(f"evaluated {len(written)} of {len(runs)} runs under {folder}")
+    for line in missing:
+        print(f"  skipped (no checkpoint) {line}")
+    if failed:
+        for line in failed:
+            print(f"  failed {line}", file=sys.stderr)
+        raise GenrunError(f"{len(failed)} of {len(runs)} runs could not be evaluated (listed above)")
+    return written
