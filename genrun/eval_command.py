@@ -113,6 +113,8 @@ def eval_command(run: str, ckpt: str = "last", metrics: str | None = None, n: in
     """Evaluate the run at `run`, or every run under it; returns the eval.json files written."""
     check_arguments(metrics, n, features)
     folder = Path(run).expanduser()
+    if folder.name == "checkpoints" and folder.is_dir():
+        folder = folder.parent
     if not folder.exists():
         raise GenrunError(f"run={run}: no such file or folder (give a run folder, a sweep folder or a .pt file)")
     if folder.is_file() or is_run(folder):

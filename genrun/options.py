@@ -64,7 +64,7 @@ def group_node(group: str, choice: Any) -> DictConfig:
 def with_eval_groups(cfg: DictConfig, choices: dict[str, Any], dotted: list[str]) -> DictConfig:
     """`cfg` with the evaluation groups chosen in `choices` (group -> option), the ones it lacks
     at today's defaults, then the `dotted` overrides (e.g. eval.n_fake=100) applied."""
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False, enum_to_str=True))
     for group in EVAL_GROUPS:
         if choices.get(group) is not None:
             cfg[group] = group_node(group, choices[group])

@@ -69,7 +69,7 @@ def test_resume_continues_in_place_without_duplicate_points(trained_run, tmp_pat
 def test_resume_refuses_to_change_the_model(trained_run, tmp_path):
     proc = run_cli(f"resume={trained_run}", "model=vae", cwd=tmp_path)
     assert proc.returncode != 0
-    assert "only trainer.* may change" in proc.stderr and "model=vae" in proc.stderr
+    assert "only trainer.*, eval.*, metrics and features may change" in proc.stderr and "model=vae" in proc.stderr
 
 
 @pytest.mark.parametrize("out,shape", [("grid.png", None), ("x.pt", (9, 1, 16, 16)), ("x.npy", (9, 1, 16, 16))])

@@ -49,14 +49,19 @@ def test_two_processes_train_one_run_with_the_same_weights(tmp_path, model):
 
 
 def test_two_processes_resume_bit_exactly_and_load_in_one(tmp_path):
-    common = [*GAN, "trainer.batch_size=8", "trainer.ckpt_every=100", "trainer.sample_every=100"]
+    # rank 0 evaluates every 2 steps and both ranks write best.pt together (it gathers their RNG states)
+    common = [*GAN, "trainer.batch_size=8", "trainer.ckpt_every=100", "trainer.sample_every=100",
+              "trainer.eval_every=2"]
     torchrun(*common, "trainer.max_steps=6", f"hydra.run.dir={tmp_path / 'straight'}", cwd=tmp_path)
     torchrun(*common, "trainer.max_steps=3", f"hydra.run.dir={tmp_path / 'half'}", cwd=tmp_path)
     torchrun(f"resume={tmp_path / 'half'}", "trainer.max_steps=6", cwd=tmp_path)
     a, b = (load_checkpoint(tmp_path / d / "checkpoints" / "last.pt") for d in ("straight", "half"))
-    assert a["step"] == b["step"] == 6
+    assert a["step"] == b["step"] == 6 and a["best"] == b["best"] and a["best"]["step"] in (2, 4, 6)
     assert_bitwise_equal({k: a[k] for k in ("pipeline", "rng_ranks", "data")},
                          {k: b[k] for k in ("pipeline", "rng_ranks", "data")})
+    best = load_checkpoint(tmp_path / "half" / "checkpoints" / "best.pt")
+    assert best["step"] == a["best"]["step"] and len(best["rng_ranks"]) == 2
+    assert json.loads((tmp_path / "half" / "metrics.json").read_text())["best"]["step"] == best["step"]
     # one process reads what two wrote: samples, and a resume that says it is not bit-exact
     run_cli(f"run={tmp_path / 'half'}", "n=10", f"out={tmp_path / 'p.npy'}", entry="genrun-sample", cwd=tmp_path,
             check=True)
