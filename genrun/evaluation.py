@@ -89,7 +89,7 @@ class Evaluator:
 
     def context(self, pipeline: Any, data: DataBundle) -> EvalContext:
         return EvalContext(self._real, lambda: draw_samples(pipeline, self.n_fake, self.seed), self.space, pipeline,
-                           data, self.seed, self._real_features, self._real_logits)
+                           data, self.seed, self._real_features, self._real_logits, self.value_range, self.device)
 
     def floor_context(self, data: DataBundle) -> EvalContext | None:
         """Held-out examples in place of samples; None without a second split."""
@@ -97,7 +97,7 @@ class Evaluator:
         if (data.test if other == "test" else data.train) is None:
             return None
         return EvalContext(self._real, lambda: data.examples(self.n_fake, other)["x"].float(), self.space, None,
-                           data, self.seed, self._real_features, self._real_logits)
+                           data, self.seed, self._real_features, self._real_logits, self.value_range, self.device)
 
     def run_metrics(self, ctx: EvalContext) -> tuple[dict[str, float | None], dict[str, str], dict[str, float]]:
         """Each metric that can run on `ctx`; non-finite results (a diverged model) become None."""

@@ -27,6 +27,15 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def genrun_cache(tmp_path_factory) -> Path:
+    """One cache folder per test session (genrun's classifiers train once, never in the user's home);
+    set in os.environ so CLI subprocesses use it too."""
+    folder = tmp_path_factory.mktemp("genrun-cache")
+    os.environ["GENRUN_CACHE"] = str(folder)
+    return folder
+
+
 def compose_config(*overrides: str) -> DictConfig:
     with initialize_config_module("genrun.configs", version_base=None):
         return compose("config", overrides=list(overrides))

@@ -26,11 +26,12 @@ PARTNERS = {
 def options() -> list[list[str]]:
     """One override list per option of every config group (with what it needs beside it)."""
     cases = []
-    for group in ("dataset", "loss", "model", "optimizer", "scheduler", "trainer", "experiment", "mine"):
+    for group in ("dataset", "loss", "model", "optimizer", "scheduler", "trainer", "experiment", "mine", "eval",
+                  "features", "metrics"):
         for entry in sorted(files("genrun.configs").joinpath(group).iterdir(), key=lambda e: e.name):
             name = entry.name.removesuffix(".yaml")
             if entry.name.endswith(".yaml") and not name.endswith("_schema"):
-                choice = f"+mine={name}" if group == "mine" else f"{group}={name}"
+                choice = {"mine": f"+mine={name}", "metrics": f"metrics=[{name}]"}.get(group, f"{group}={name}")
                 cases.append([choice, *PARTNERS.get((group, name), [])])
     cases += [["model=aae", "model.prior=mixture", "model.z_dim=2"], ["model=aae", "model.prior=uniform"]]
     return cases
@@ -57,6 +58,8 @@ OUT_OF_RANGE = [
     (["model.generator.width=abc"], "model.generator.width='abc': must be a positive integer (>= 1)"),
     (["model.generator.width=2.5"], "model.generator.width=2.5: must be a positive integer (>= 1)"),
     (["trainer.ema=1.0"], "trainer.ema=1.0: must be a finite number in [0, 1)"),
+    (["eval.n_fake=0"], "eval.n_fake=0: must be a positive integer (>= 1)"),
+    (["metrics.kid.subsets=0"], "metrics.kid.subsets=0: must be a positive integer (>= 1)"),
     (["model=mine", "dataset=gaussians_corr", "dataset.rho=1.0"], "dataset.rho=1.0: must be a finite number in (-1, 1)"),
     (["model=vae", "loss.beta=-1"], "loss.beta=-1: must be a finite number >= 0"),
     (["model=gan", "+mine=dv", "model.regularizers.mine.beta=-2"], "model.regularizers.mine.beta=-2: must be"),

@@ -57,14 +57,17 @@ class EvalContext:
     `real` are examples of the data (the evaluator picks the split); `draw_fake()` returns the
     generated samples (or, for the real-vs-real floor, a second set of real examples).
     `pipeline` is None for the floor: metrics that need the model do not run there.
+    `value_range` is the data's pixel range and `device` where networks of metrics run.
     """
 
     def __init__(self, real: Tensor, draw_fake: Callable[[], Tensor], space: FeatureSpace | None,
                  pipeline: Any, data: DataBundle, seed: int, real_features: Tensor | None = None,
-                 real_logits: Tensor | None = None) -> None:
+                 real_logits: Tensor | None = None, value_range: tuple[float, float] | None = None,
+                 device: torch.device | None = None) -> None:
         self.real, self.draw_fake, self.space = real, draw_fake, space
         self.pipeline, self.data, self.seed = pipeline, data, seed
         self._real_features, self._real_logits = real_features, real_logits
+        self.value_range, self.device = value_range, device or torch.device("cpu")
 
     @cached_property
     def fake(self) -> Tensor:

@@ -50,4 +50,8 @@ class AutoFeatures:
     def resolve(self, data: DataBundle) -> FeatureSpace | None:
         if not is_image_data(data):
             return RawFeatures()
-        return None  # TODO(#10 classifier): genrun's own classifier for labelled images
+        if has_class_labels(data):
+            from genrun.metrics.classifier import ClassifierFeatures
+
+            return ClassifierFeatures()
+        return None
