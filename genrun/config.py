@@ -71,6 +71,7 @@ class EvalConfig:
     floor: bool = True  # also score held-out examples as if generated (real vs real)
     seed: int = within(0, Range(0, integer=True))  # of the generated samples
     best_by: str = "auto"  # the metric key that picks checkpoints/best.pt
+    iwae_k: int = within(100, POSITIVE)  # importance samples of the IWAE bound (5000: the literature's figure)
 
 
 def run_dir(resume: str | None, fresh: str) -> str:

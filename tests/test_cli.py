@@ -151,7 +151,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "afile").write_text("a file where a folder would go")
     run_dir = [] if any(a.startswith("hydra.run.dir=") for a in args) else [f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = run_cli(*args, "trainer=debug", *run_dir, cwd=tmp_path)
+    proc = run_cli(*args, "trainer=debug", "eval=debug", *run_dir, cwd=tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert __import__("re").search(message, output), output

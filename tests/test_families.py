@@ -50,7 +50,7 @@ FEATURES = {"cgan": ["model.features=16", "model.embed_dim=4"], "cvae": ["model.
 
 def tiny(model: str, *extra: str) -> list[str]:
     widths = [f"model.{net}.width=8" for net in NETS[model]]
-    return [f"model={model}", "trainer=debug", "trainer.batch_size=8", *widths, *FEATURES[model], *extra]
+    return [f"model={model}", "trainer=debug", "eval=debug", "trainer.batch_size=8", *widths, *FEATURES[model], *extra]
 
 
 ENCODER_METRICS = {"recon_mse", "probe_accuracy", "probe_accuracy_pixels"}

@@ -33,6 +33,6 @@ def test_wheel_runs_without_the_source_tree(tmp_path):
     assert python("-c", "import genrun; print(genrun.__file__)").startswith(str(target))
     info = python("-m", "genrun", "--info", "searchpath")
     assert "pkg://genrun.configs" in info
-    python("-m", "genrun", "trainer=debug", "trainer.max_steps=5", "model.generator.width=8",
+    python("-m", "genrun", "trainer=debug", "eval=debug", "trainer.max_steps=5", "model.generator.width=8",
            "model.discriminator.width=8", "hydra.run.dir=run")
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["step"] == 5

@@ -122,7 +122,7 @@ def test_mine_rejects_other_losses_and_unpaired_data():
 
 
 MINE_FAST = ["model=mine", "dataset=gaussians_corr", "dataset.source.size=20000", "dataset.source.test_size=20000",
-             "trainer=debug", "model.statistics.width=32"]
+             "trainer=debug", "eval=debug", "model.statistics.width=32"]
 
 
 @pytest.mark.trains

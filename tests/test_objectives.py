@@ -440,7 +440,7 @@ def test_wgan_clips_every_critic_weight_after_its_update():
 
 @pytest.mark.trains
 def test_weight_clipping_bounds_every_critic_weight_after_real_steps(tmp_path):
-    overrides = ["model=gan", "dataset=ring8", "loss=wgan", "trainer=debug", "trainer.max_steps=3", "trainer.n_critic=2",
+    overrides = ["model=gan", "dataset=ring8", "loss=wgan", "trainer=debug", "eval=debug", "trainer.max_steps=3", "trainer.n_critic=2",
                  "trainer.sample_every=100", "model.generator.width=16", "model.discriminator.width=16"]
     cfg = compose_config(*overrides)
     fresh = build_pipeline(cfg, torch.device("cpu")).discriminator

@@ -18,13 +18,13 @@ from tests.test_families import tiny
 
 # every family (with its tricks that add phases or hooks), on data it trains with
 FAMILIES = {
-    "dcgan": ["model=dcgan", "trainer=debug", "trainer.batch_size=8", "model.generator.width=8",
+    "dcgan": ["model=dcgan", "trainer=debug", "eval=debug", "trainer.batch_size=8", "model.generator.width=8",
               "model.discriminator.width=8", "trainer.ema=0.9"],
-    "gan+wgan": ["model=gan", "dataset=ring8", "loss=wgan", "trainer=debug", "trainer.batch_size=8",
+    "gan+wgan": ["model=gan", "dataset=ring8", "loss=wgan", "trainer=debug", "eval=debug", "trainer.batch_size=8",
                  "model.generator.width=8", "model.discriminator.width=8", "trainer.n_critic=2"],
-    "gan+mine": ["model=gan", "dataset=ring8", "+mine=dv", "trainer=debug", "trainer.batch_size=8",
+    "gan+mine": ["model=gan", "dataset=ring8", "+mine=dv", "trainer=debug", "eval=debug", "trainer.batch_size=8",
                  "model.generator.width=8", "model.discriminator.width=8"],
-    "mine": ["model=mine", "dataset=gaussians_corr", "trainer=debug", "trainer.batch_size=8"],
+    "mine": ["model=mine", "dataset=gaussians_corr", "trainer=debug", "eval=debug", "trainer.batch_size=8"],
     **{name: tiny(name) for name in ("cgan", "cvae", "aae", "bigan", "infogan", "vae")},
 }
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
-from genrun.schema import PositiveInt
+from genrun.schema import OpenUnit, PositiveInt
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 TORCHVISION_SETS = ("MNIST", "FashionMNIST", "CIFAR10")
@@ -66,24 +66,34 @@ def pixels_in_memory(dataset, image_size: int, channels: int) -> tuple[Tensor, T
     return x.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)
 
 
-def torchvision_dataset(name: str, root: str, download: bool, image_size: PositiveInt, channels: PositiveInt) -> DataBundle:
+def torchvision_dataset(name: str, root: str, download: bool, image_size: PositiveInt, channels: PositiveInt,
+                        train_split: str = "train", held_out: OpenUnit = 0.1) -> DataBundle:
     """A torchvision dataset's training and test splits, in memory; `download=false` with no
-    files is a clear error."""
+    files is a clear error. `train_split=test` reads only the official test split (e.g. where
+    only MNIST's t10k files exist) and holds out its last `held_out` fraction for the metrics."""
     import torchvision.datasets as tvd
 
     if name not in TORCHVISION_SETS:
         raise GenrunError(f"dataset.source.name={name!r}: valid: {', '.join(TORCHVISION_SETS)}")
+    if train_split not in ("train", "test"):
+        raise GenrunError(f"dataset.train_split={train_split!r}: valid: train (train on the training split, "
+                          "hold out the test split), test (train on part of the test split only)")
     cls = getattr(tvd, name)
     try:
-        train = cls(root=root, train=True, download=download)
-        test = cls(root=root, train=False, download=download)
+        splits = [cls(root=root, train=train, download=download)
+                  for train in ((True, False) if train_split == "train" else (False,))]
     except RuntimeError as exc:
         hint = "set dataset.download=true" if not download else "check the network"
         raise GenrunError(
             f"dataset {name}: no usable data under dataset.root={root!r} ({exc}); {hint} "
             f"or point dataset.root at a folder holding it"
         ) from exc
-    (x, y), (x_test, y_test) = (pixels_in_memory(split, image_size, channels) for split in (train, test))
+    arrays = [pixels_in_memory(split, image_size, channels) for split in splits]
+    if train_split == "train":
+        (x, y), (x_test, y_test) = arrays
+    else:
+        (images, labels), cut = arrays[0], int(round(len(arrays[0][0]) * (1 - held_out)))
+        x, y, x_test, y_test = images[:cut], labels[:cut], images[cut:], labels[cut:]
     return DataBundle(train=x, labels=y, test=x_test, test_labels=y_test, pixels=(-1.0, 1.0))
 
 

@@ -17,6 +17,17 @@ def gaussian_kl_standard(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1)
 
 
+def diagonal_gaussian_log_prob(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last dimension (N(0, I) for mu = logvar = 0)."""
+    return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).sum(-1)
+
+
+def importance_weighted_bound(log_weights: Tensor) -> Tensor:
+    """log (1/k) sum_i w_i over dim 0, for log w_i = log p(x, z_i) - log q(z_i | x) with z_i ~ q:
+    the k-sample bound on log p(x) of Burda et al. 2016 (eq. 8); k = 1 is the ELBO's estimate."""
+    return torch.logsumexp(log_weights, 0) - math.log(log_weights.shape[0])
+
+
 def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
     """log p(x | logits) per example: a log-probability for binary x; for x strictly between 0
     and 1 the same formula is no log-likelihood (see continuous_bernoulli_log_prob)."""

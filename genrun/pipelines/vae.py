@@ -24,8 +24,10 @@ from genrun.losses.elbo import (
     bernoulli_log_prob,
     continuous_bernoulli_log_prob,
     continuous_bernoulli_mean,
+    diagonal_gaussian_log_prob,
     gaussian_kl_standard,
     gaussian_log_prob,
+    importance_weighted_bound,
 )
 from genrun.metrics.heldout import in_chunks, split_batch
 from genrun.metrics.probe import probe_accuracies
@@ -143,6 +145,28 @@ class VAEPipeline(Pipeline):
         terms = self.loss(self.log_likelihood(self.decode(z, *cond), x), gaussian_kl_standard(mu, logvar))
         loss = terms.pop("loss")
         return loss, {"loss/vae": loss, **terms}
+
+    def importance_weighted_bound(self, batch: Batch, k: int, generator: torch.Generator | None = None,
+                                  decodes_per_pass: int = 8192) -> Tensor:
+        """The k-sample importance-weighted bound on log p(x) (Burda et al. 2016) per example, in
+        nats (the same likelihood as the ELBO: see `likelihood_description`; the CVAE's is of
+        log p(x | y)). The encoder runs once; the k codes are decoded in passes of at most
+        `decodes_per_pass` images, so memory stays bounded for k = 5000."""
+        x, cond = batch["x"], self.condition(batch)
+        with self.evaluating():
+            mu, logvar = self.encode(x, *cond)
+            per_pass = max(1, decodes_per_pass // len(x))
+            log_weights = []
+            for start in range(0, k, per_pass):
+                m = min(per_pass, k - start)
+                eps = torch.randn((m, *mu.shape), device=mu.device, generator=generator)
+                z = mu + eps * (0.5 * logvar).exp()  # [m, B, z_dim]
+                repeat = [t.expand(m, *t.shape).reshape(m * len(t), *t.shape[1:]) for t in (x, *cond)]
+                log_px = self.log_likelihood(self.decode(z.reshape(-1, z.shape[-1]), *repeat[1:]), repeat[0])
+                log_prior = diagonal_gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
+                log_posterior = diagonal_gaussian_log_prob(z, mu, logvar)
+                log_weights.append(log_px.view(m, len(x)) + log_prior - log_posterior)
+            return importance_weighted_bound(torch.cat(log_weights))
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
         return {"z": self.gaussian(n, self.z_dim, generator=generator)}
