@@ -118,15 +118,25 @@ class Evaluator:
         return values, skipped, seconds
 
     def __call__(self, pipeline: Any, data: DataBundle) -> Evaluation:
-        """Every configured metric of `pipeline` on `data`, its floor and its protocol."""
+        """Every configured metric of `pipeline` on `data`, its floor and its protocol.
+
+        `seconds` holds each metric's own time (the first one also pays for drawing the samples
+        and their features), `prepare` (the feature space and real features, first call only),
+        `floor` (first call only) and `total`."""
+        t0 = time.perf_counter()
         self.prepare(data)
+        prepared = time.perf_counter()
         result = Evaluation()
         with torch.no_grad():
             ctx = self.context(pipeline, data)
             result.values, result.skipped, result.seconds = self.run_metrics(ctx)
             if self.floor and self._floor is None:
+                floor_start = time.perf_counter()
                 floor_ctx = self.floor_context(data)
                 self._floor = self.run_metrics(floor_ctx)[:2] if floor_ctx is not None else ({}, {})
+                result.seconds["floor"] = round(time.perf_counter() - floor_start, 3)
+        result.seconds["prepare"] = round(prepared - t0, 3)
+        result.seconds["total"] = round(time.perf_counter() - t0, 3)
         if self.floor:
             result.floor = {k: v for k, v in self._floor[0].items() if k in result.values}
         result.protocol = self.protocol(data, ran=[n for n in self.metrics if n not in result.skipped])
