@@ -111,3 +111,16 @@ def eval_main() -> None:
             raise
         print(f"genrun-eval: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def report_main() -> None:
+    """`genrun-report PATH [--sort KEY] [--desc] [--filter EXPR ...] [--csv FILE] [--all-keys]`."""
+    from genrun.report import report_command
+
+    try:
+        report_command(sys.argv[1:])
+    except GenrunError as exc:
+        if debug_enabled():
+            raise
+        print(f"genrun-report: error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -33,6 +33,7 @@ from genrun.eval_loop import BestTracker, PeriodicEvaluation, evaluation_setup
 from genrun.evaluation import Evaluation, Evaluator
 from genrun.metrics.modes import mode_metrics
 from genrun.pipelines.base import Noise, Pipeline
+from genrun.runs import LOG_START, config_settings, group_choices
 from genrun.schema import check_ranges, locate
 
 log = logging.getLogger("genrun")
@@ -327,21 +328,10 @@ def auto_primary(metrics: dict[str, Any], pipeline: Pipeline) -> str:
     return next((key for key in ("rkl", "fid") if key in metrics), pipeline.primary_metric)
 
 
-def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The run's settings as flat scalar key/values for TensorBoard's HPARAMS tab."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{prefix}.{k}" if prefix else str(k))
-        elif isinstance(node, (int, float, str, bool)):
-            flat[prefix] = node
-        else:
-            flat[prefix] = str(node)
-
-    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
-    return flat
+def hparams_of(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """The run's settings for TensorBoard's HPARAMS tab, named as genrun-report names them: the
+    group choices of its .hydra/hydra.yaml and the flat resolved config."""
+    return {**group_choices(run_dir), **config_settings(cfg)}
 
 
 def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[str, Any]:
@@ -380,7 +370,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     checkpoints = CheckpointDir(run_dir / "checkpoints", int(trainer.keep_last), clean=main)
     outputs = RunOutputs(run_dir, start, reference) if main else NoOutputs()
     if main:
-        log.info("run folder: %s (device %s, %d process(es), %s, start step %d)", run_dir, device,
+        log.info("%s%s (device %s, %d process(es), %s, start step %d)", LOG_START, run_dir, device,
                  distributed.world_size(), type(pipeline).__name__, start)
 
     def save(step: int, best: bool = False) -> None:
@@ -401,7 +391,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
         if main and distributed.active():
             metrics.update({"world_size": distributed.world_size(), "weights_in_sync": in_sync})
         outputs.metrics(metrics)
-        outputs.hparams(flat_hparams(cfg), metrics)
+        outputs.hparams(hparams_of(cfg, run_dir), metrics)
     except NonFiniteLoss as exc:
         outputs.close_quietly()
         last = f"{checkpoints.last} is the last good checkpoint" if checkpoints.last.exists() else "no checkpoint was written"

@@ -26,7 +26,7 @@ import torch
 
 from genrun.config import register
 from genrun.evaluation import Evaluator, draw_samples
-from genrun.metrics.base import EvalContext, in_chunks
+from genrun.metrics.base import in_chunks
 
 
 def compose(*overrides: str):
@@ -100,7 +100,7 @@ def iwae_rows() -> list[tuple[str, str, str, float]]:
     for k, examples in ((100, n), (5000, 36)):
         part = {key: v[:examples] for key, v in held_out.items()}
         g = torch.Generator().manual_seed(0)
-        _, t = timed(lambda k=k, part=part: pipeline.importance_weighted_bound(part, k, g))
+        _, t = timed(lambda k=k, part=part, g=g: pipeline.importance_weighted_bound(part, k, g))
         rows.append(("vae on digits", f"iwae k={k}" + (" (scaled)" if examples < n else ""), f"{n} held-out",
                      t * n / examples))
     return rows
@@ -111,7 +111,7 @@ def inception_rows() -> list[tuple[str, str, str, float]]:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # noqa: F401
     except ImportError:
         return [("inception", "not installed (pip install genrun[inception])", "-", float("nan"))]
-    from genrun.metrics.inception import random_inception_weights, InceptionFeatures
+    from genrun.metrics.inception import InceptionFeatures, random_inception_weights
 
     with tempfile.TemporaryDirectory() as folder:
         weights = random_inception_weights(os.path.join(folder, "w.pth"))

@@ -57,7 +57,8 @@ def run_cli(*args: str, cwd: Path, entry: str = "genrun", timeout: float = 300, 
     """Run a console script the way a user would (python -m for genrun, the module for the others)."""
     code = {"genrun": "from genrun.cli import main; main()",
             "genrun-sample": "from genrun.cli import sample_main; sample_main()",
-            "genrun-eval": "from genrun.cli import eval_main; eval_main()"}[entry]
+            "genrun-eval": "from genrun.cli import eval_main; eval_main()",
+            "genrun-report": "from genrun.cli import report_main; report_main()"}[entry]
     full_env = {**os.environ, "GENRUN_DEBUG": "", "HYDRA_FULL_ERROR": "", "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=full_env)

@@ -70,7 +70,7 @@ BAD = [
     (["run=NOBEST", "n=0"], r"n=0: the number of generated samples must be a positive integer"),
     (["run=NOBEST", "n=many"], r"n='many' is not a valid int"),
     (["run=NOBEST", "metrics=fid,nope"], r"metrics=nope is not an option; valid: (\w+, )*fid, (\w+, )*kid"),
-    (["run=NOBEST", "features=inception3"], r"features=inception3 is not an option; valid: auto, none, raw"),
+    (["run=NOBEST", "features=inception3"], r"features=inception3 is not an option; valid: auto, (\w+, )*raw"),
     (["run=NOBEST", "seed=1"], r"unknown argument 'seed=1'; usage: genrun-eval run=PATH"),
     (["ckpt=best"], r"run=PATH is required"),
 ]

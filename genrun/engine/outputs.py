@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -14,6 +13,7 @@ from torch import Tensor
 
 from genrun.engine.images import picture, save_png
 from genrun.errors import GenrunError
+from genrun.runs import metric_values
 
 
 @contextmanager
@@ -68,16 +68,18 @@ class RunOutputs:
             self.tb.add_image(name, image, step, dataformats="HWC")
         return path
 
-    def hparams(self, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-        """The run's settings beside its final metrics, in TensorBoard's HPARAMS tab."""
+    def hparams(self, params: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
+        """The run's settings beside its final metrics (`final/<key>` for each of genrun-report's
+        metric keys), in TensorBoard's HPARAMS tab. No experiment summary is written: TensorBoard
+        would take the first run's as every run's columns; without one it gathers the settings
+        of all runs (marking those that differ) and their scalars."""
         from torch.utils.tensorboard.summary import hparams
 
-        numeric = {f"final/{k}": float(v) for k, v in metrics.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-        exp, ssi, sei = hparams(dict(params), numeric)
+        numeric = {f"final/{k}": float(v) for k, v in metric_values(metrics).items()}
+        _, ssi, sei = hparams(dict(params), numeric)
         with writing(self.tb_dir):
             writer = self.tb._get_file_writer()
-            for summary in (exp, ssi, sei):
+            for summary in (ssi, sei):
                 writer.add_summary(summary)
             for key, value in numeric.items():
                 self.tb.add_scalar(key, value, int(metrics.get("step", 0)))

@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from genrun.engine.console import console
+from genrun.runs import LOG_END
 
 log = logging.getLogger("genrun")
 
@@ -48,4 +49,4 @@ def print_summary(run_dir: Path, metrics: Mapping[str, Any], title: str = "genru
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
-    log.info("summary: %s", "; ".join(f"{k}={v}" for k, v in rows), extra={"console": False})
+    log.info("%s%s", LOG_END, "; ".join(f"{k}={v}" for k, v in rows), extra={"console": False})
