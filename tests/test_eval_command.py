@@ -69,8 +69,8 @@ BAD = [
     (["run=NOBEST", "ckpt=step_9.pt"], r"ckpt=step_9.pt: no such file"),
     (["run=NOBEST", "n=0"], r"n=0: the number of generated samples must be a positive integer"),
     (["run=NOBEST", "n=many"], r"n='many' is not a valid int"),
-    (["run=NOBEST", "metrics=fid,nope"], r"metrics=nope is not an option; valid: dc, fid, kid, pr"),
-    (["run=NOBEST", "features=inception3"], r"features=inception3 is not an option; valid: auto, none, raw"),
+    (["run=NOBEST", "metrics=fid,nope"], r"metrics=nope is not an option; valid: cis, class_kl, dc, fid, is, iwae, kid, pr, stacked_modes"),
+    (["run=NOBEST", "features=inception3"], r"features=inception3 is not an option; valid: auto, classifier, inception, none, raw"),
     (["run=NOBEST", "seed=1"], r"unknown argument 'seed=1'; usage: genrun-eval run=PATH"),
     (["ckpt=best"], r"run=PATH is required"),
 ]
