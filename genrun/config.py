@@ -72,6 +72,7 @@ class EvalConfig:
     seed: int = within(0, Range(0, integer=True))  # of the generated samples
     best_by: str = "auto"  # the metric key that picks checkpoints/best.pt
     iwae_k: int = within(100, POSITIVE)  # importance samples of the IWAE bound (5000: the literature's figure)
+    inception_weights: str | None = None  # torch-fidelity's Inception-v3 file; None: the torch hub cache (features=inception)
 
 
 def run_dir(resume: str | None, fresh: str) -> str:
