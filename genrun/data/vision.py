@@ -9,6 +9,7 @@ DataLoader.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import Tensor
@@ -80,8 +81,11 @@ def torchvision_dataset(name: str, root: str, download: bool, image_size: Positi
                           "hold out the test split), test (train on part of the test split only)")
     cls = getattr(tvd, name)
     try:
-        splits = [cls(root=root, train=train, download=download)
-                  for train in ((True, False) if train_split == "train" else (False,))]
+        if train_split == "test" and name in IDX_SETS:
+            splits = [idx_test_split(name, root) or cls(root=root, train=False, download=download)]
+        else:
+            splits = [cls(root=root, train=train, download=download)
+                      for train in ((True, False) if train_split == "train" else (False,))]
     except RuntimeError as exc:
         hint = "set dataset.download=true" if not download else "check the network"
         raise GenrunError(
@@ -95,6 +99,30 @@ def torchvision_dataset(name: str, root: str, download: bool, image_size: Positi
         (images, labels), cut = arrays[0], int(round(len(arrays[0][0]) * (1 - held_out)))
         x, y, x_test, y_test = images[:cut], labels[:cut], images[cut:], labels[cut:]
     return DataBundle(train=x, labels=y, test=x_test, test_labels=y_test, pixels=(-1.0, 1.0))
+
+
+IDX_SETS = ("MNIST", "FashionMNIST")  # stored as IDX files (t10k-images-idx3-ubyte, ...)
+
+
+def read_idx(path: Path) -> Tensor:
+    """An IDX file (optionally gzipped) as a uint8 tensor: magic (2 zero bytes, type, ndim), sizes, data."""
+    import gzip
+
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return torch.frombuffer(bytearray(raw[4 + 4 * ndim:]), dtype=torch.uint8).view(*shape)
+
+
+def idx_test_split(name: str, root: str) -> SimpleNamespace | None:
+    """The official test split of an IDX set read from its t10k files alone (torchvision's class
+    insists on all four files): under ROOT/<name>/raw/ or ROOT itself, plain or .gz; None if absent."""
+    for folder in (Path(root) / name / "raw", Path(root)):
+        for suffix in ("", ".gz"):
+            images, labels = folder / f"t10k-images-idx3-ubyte{suffix}", folder / f"t10k-labels-idx1-ubyte{suffix}"
+            if images.is_file() and labels.is_file():
+                return SimpleNamespace(data=read_idx(images), targets=read_idx(labels).long())
+    return None
 
 
 class ImageFiles:
