@@ -8,16 +8,15 @@ line's choices, so `ckpt=last` with the run's own settings gives the numbers of 
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from genrun.errors import GenrunError
 
-USAGE = ("genrun-eval run=PATH [ckpt=last|best|FILE] [metrics=fid,kid,...] [n=N] [features=auto|raw|none] "
-         "[device=auto|cpu|cuda]")
-KEYS = {"run": str, "ckpt": str, "metrics": str, "n": int, "features": str, "device": str}
+USAGE = ("genrun-eval run=PATH [ckpt=last|best|FILE] [metrics=fid,kid,...] [n=N] [k=K] "
+         "[features=auto|classifier|inception|raw|none] [device=auto|cpu|cuda]")
+KEYS = {"run": str, "ckpt": str, "metrics": str, "n": int, "k": int, "features": str, "device": str}
 NAMED = {"last": "last.pt", "best": "best.pt"}
 
 
@@ -43,34 +42,19 @@ def checkpoint_file(run: Path, ckpt: str) -> Path:
     raise NoCheckpoint(f"ckpt={ckpt}: no such file, as given or in {run / 'checkpoints'}; valid: last, best or a .pt file")
 
 
-def is_run(folder: Path) -> bool:
-    """A run folder: it has checkpoints/ or Hydra's .hydra/ (a run that died before its first checkpoint)."""
-    return (folder / "checkpoints").is_dir() or (folder / ".hydra").is_dir()
-
-
-def natural(path: Path) -> list[Any]:
-    """Sort key that puts job 2 before job 10."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
-
-
-def runs_under(folder: Path) -> list[Path]:
-    """Every run folder below `folder` (e.g. the jobs of a multirun sweep)."""
-    found = {p.parent for name in ("checkpoints", ".hydra") for p in folder.rglob(name) if p.is_dir()}
-    return sorted(found, key=natural)
-
-
-def eval_config(saved: dict[str, Any], metrics: str | None, features: str | None, n: int | None):
-    """The run's config with the command line's metrics, feature space and sample count."""
+def eval_config(saved: dict[str, Any], metrics: str | None, features: str | None, n: int | None,
+                k: int | None = None):
+    """The run's config with the command line's metrics, feature space, sample count and IWAE k."""
     from omegaconf import OmegaConf
 
     from genrun.options import with_eval_groups
 
-    return with_eval_groups(OmegaConf.create(saved), {"metrics": metrics, "features": features},
-                            [f"eval.n_fake={n}"] if n is not None else [])
+    overrides = ([f"eval.n_fake={n}"] if n is not None else []) + ([f"eval.iwae_k={k}"] if k is not None else [])
+    return with_eval_groups(OmegaConf.create(saved), {"metrics": metrics, "features": features}, overrides)
 
 
 def evaluate_run(run: Path, ckpt: str = "last", metrics: str | None = None, n: int | None = None,
-                 features: str | None = None, device: str = "auto") -> Path:
+                 features: str | None = None, device: str = "auto", k: int | None = None) -> Path:
     """Evaluate one run's checkpoint; write eval.json beside its metrics.json and print a table."""
     from genrun.engine.outputs import write_json
     from genrun.engine.summary import print_summary
@@ -82,7 +66,7 @@ def evaluate_run(run: Path, ckpt: str = "last", metrics: str | None = None, n: i
     path = checkpoint_file(run, ckpt)
     folder = run_folder_of(path)
     pipeline, checkpoint = load_run(str(path), device)
-    cfg = eval_config(checkpoint["config_raw"], metrics, features, n)
+    cfg = eval_config(checkpoint["config_raw"], metrics, features, n, k)
     check_ranges(cfg)
     evaluation = build_evaluator(cfg, pipeline.device)(pipeline, build_data(cfg))
     shown = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
@@ -96,12 +80,14 @@ def evaluate_run(run: Path, ckpt: str = "last", metrics: str | None = None, n: i
     return target
 
 
-def check_arguments(metrics: str | None, n: int | None, features: str | None) -> None:
+def check_arguments(metrics: str | None, n: int | None, features: str | None, k: int | None = None) -> None:
     """Bad choices fail before any run is loaded."""
     from genrun.options import choice_names, load_option
 
     if n is not None and n < 1:
         raise GenrunError(f"n={n}: the number of generated samples must be a positive integer (>= 1)")
+    if k is not None and k < 1:
+        raise GenrunError(f"k={k}: the IWAE bound's importance samples must be a positive integer (>= 1)")
     for name in choice_names(metrics) if metrics is not None else []:
         load_option("metrics", name)
     if features is not None:
@@ -109,23 +95,26 @@ def check_arguments(metrics: str | None, n: int | None, features: str | None) ->
 
 
 def eval_command(run: str, ckpt: str = "last", metrics: str | None = None, n: int | None = None,
-                 features: str | None = None, device: str = "auto") -> list[Path]:
+                 features: str | None = None, device: str = "auto", k: int | None = None) -> list[Path]:
     """Evaluate the run at `run`, or every run under it; returns the eval.json files written."""
-    check_arguments(metrics, n, features)
+    from genrun.runs import find_runs, is_run_folder
+
+    check_arguments(metrics, n, features, k)
     folder = Path(run).expanduser()
     if folder.name == "checkpoints" and folder.is_dir():
         folder = folder.parent
     if not folder.exists():
         raise GenrunError(f"run={run}: no such file or folder (give a run folder, a sweep folder or a .pt file)")
-    if folder.is_file() or is_run(folder):
-        return [evaluate_run(folder, ckpt, metrics, n, features, device)]
-    runs = runs_under(folder)
+    if folder.is_file() or is_run_folder(folder):
+        return [evaluate_run(folder, ckpt, metrics, n, features, device, k)]
+    runs = find_runs(folder)
     if not runs:
-        raise GenrunError(f"run={run} is not a run folder and holds none (no checkpoints/ or .hydra/ below it)")
+        raise GenrunError(f"run={run} is not a run folder and holds none (no checkpoints/, .hydra/config.yaml "
+                          "or metrics.json below it)")
     written, missing, failed = [], [], []
     for one in runs:
         try:
-            written.append(evaluate_run(one, ckpt, metrics, n, features, device))
+            written.append(evaluate_run(one, ckpt, metrics, n, features, device, k))
         except NoCheckpoint as exc:
             missing.append(f"{one}: {exc}")
         except GenrunError as exc:

@@ -76,7 +76,8 @@ class Evaluator:
         if self._data_id == id(data):
             return
         self._data_id, self._floor = id(data), None
-        space = self.features
+        needs = {need for metric in self.metrics.values() for need in metric.needs}
+        space = self.features if needs & {"features", "logits"} else None  # no classifier trained for nothing
         if space is not None and hasattr(space, "resolve"):
             space = space.resolve(data)
         self.space = space
@@ -85,7 +86,8 @@ class Evaluator:
                 space.prepare(data, self.value_range, self.device)
             self._real = data.examples(self.n_real, self.real_split)["x"]
             self._real_features = in_chunks(space.features, self._real) if space is not None else None
-            self._real_logits = in_chunks(space.logits, self._real) if space is not None and space.has_logits else None
+            wants_logits = space is not None and space.has_logits and "logits" in needs
+            self._real_logits = in_chunks(space.logits, self._real) if wants_logits else None
 
     def context(self, pipeline: Any, data: DataBundle) -> EvalContext:
         return EvalContext(self._real, lambda: draw_samples(pipeline, self.n_fake, self.seed), self.space, pipeline,

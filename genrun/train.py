@@ -322,10 +322,10 @@ def final_metrics(cfg: DictConfig, result: LoopResult, pipeline: Pipeline, data:
 
 
 def auto_primary(metrics: dict[str, Any], pipeline: Pipeline) -> str:
-    """`monitor=auto`: reverse KL over the modes on 2D mixtures, else FID when it ran, else the family's
-    own. A key that ran but gave no number (no high-quality sample, a diverged model) stays the
+    """`monitor=auto`: reverse KL over the modes on 2D mixtures, else FID when it ran, else the IWAE
+    bound when it ran, else the family's own. A key that ran but gave no number (no high-quality sample, a diverged model) stays the
     choice: the sweeper sees NaN, not a different metric."""
-    return next((key for key in ("rkl", "fid") if key in metrics), pipeline.primary_metric)
+    return next((key for key in ("rkl", "fid", "iwae") if key in metrics), pipeline.primary_metric)
 
 
 def hparams_of(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

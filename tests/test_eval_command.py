@@ -52,6 +52,7 @@ def test_a_sweep_folder_evaluates_every_run_and_reports_one_without_a_checkpoint
     copy = tmp_path / "sweep"
     shutil.copytree(sweep, copy)
     (copy / "2" / ".hydra").mkdir(parents=True)  # a job that died before its first checkpoint
+    shutil.copy(copy / "0" / ".hydra" / "config.yaml", copy / "2" / ".hydra" / "config.yaml")
     for eval_json in copy.rglob("eval.json"):
         eval_json.unlink()
     proc = run_cli(f"run={copy}", "metrics=fid,pr", entry="genrun-eval", cwd=tmp_path, check=True)
@@ -79,6 +80,7 @@ BAD = [
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_arguments_are_one_line_and_exit_2(sweep, tmp_path, monkeypatch, capsys, args, message):
     (tmp_path / "nockpt" / ".hydra").mkdir(parents=True)
+    (tmp_path / "nockpt" / ".hydra" / "config.yaml").write_text("{}\n")  # died before its first checkpoint
     (tmp_path / "nobest" / "checkpoints").mkdir(parents=True)
     shutil.copy(sweep / "0" / "checkpoints" / "last.pt", tmp_path / "nobest" / "checkpoints" / "last.pt")
     names = {"MISSING": "missing", "NOCKPT": "nockpt", "NOBEST": "nobest"}
