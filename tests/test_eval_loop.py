@@ -141,5 +141,5 @@ def test_resume_may_change_how_the_run_is_measured_but_not_what_it_trains(tmp_pa
     assert cfg.features._target_.endswith("RawFeatures") and cfg.eval.n_fake == 200  # the rest as saved
     with pytest.raises(GenrunError, match="only trainer.*, eval.*, metrics and features may change; got 'loss=wgan'"):
         resume_config(saved, ["loss=wgan"], "x")
-    with pytest.raises(GenrunError, match="metrics=nope is not an option; valid: (\w+, )*fid, (\w+, )*pr"):
+    with pytest.raises(GenrunError, match=r"metrics=nope is not an option; valid: (\w+, )*fid, (\w+, )*pr"):
         resume_config(saved, ["metrics=[fid,nope]"], "x")
