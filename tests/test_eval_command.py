@@ -70,6 +70,7 @@ BAD = [
     (["run=NOBEST", "ckpt=step_9.pt"], r"ckpt=step_9.pt: no such file"),
     (["run=NOBEST", "n=0"], r"n=0: the number of generated samples must be a positive integer"),
     (["run=NOBEST", "n=many"], r"n='many' is not a valid int"),
+    (["run=NOBEST", "k=0"], r"k=0: the IWAE bound's importance samples must be a positive integer"),
     (["run=NOBEST", "metrics=fid,nope"], r"metrics=nope is not an option; valid: (\w+, )*fid, (\w+, )*kid"),
     (["run=NOBEST", "features=inception3"], r"features=inception3 is not an option; valid: auto, (\w+, )*raw"),
     (["run=NOBEST", "seed=1"], r"unknown argument 'seed=1'; usage: genrun-eval run=PATH"),
