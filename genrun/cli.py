@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 
 import hydra
 from omegaconf import DictConfig
@@ -86,41 +87,34 @@ def main() -> None:
         sys.exit(1)
 
 
+def one_line_errors(command: str, run: Callable[[], object], exit_code: int) -> None:
+    """Run a console command; a GenrunError is one line `<command>: error: ...` and `exit_code`."""
+    try:
+        run()
+    except GenrunError as exc:
+        if debug_enabled():
+            raise
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        sys.exit(exit_code)
+
+
 def sample_main() -> None:
     """`genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0] [device=cpu] [ema=true|false]`."""
     from genrun.sample import parse_args, sample_command
 
-    try:
-        sample_command(**parse_args(sys.argv[1:]))
-    except GenrunError as exc:
-        if debug_enabled():
-            raise
-        print(f"genrun-sample: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    one_line_errors("genrun-sample", lambda: sample_command(**parse_args(sys.argv[1:])), 2)
 
 
 def eval_main() -> None:
-    """`genrun-eval run=PATH [ckpt=last|best|FILE] [metrics=fid,kid] [n=N] [features=...] [device=auto]`."""
+    """`genrun-eval run=PATH [ckpt=last|best|FILE] [metrics=fid,kid] [n=N] [k=K] [features=...] [device=auto]`."""
     from genrun.eval_command import KEYS, USAGE, eval_command
     from genrun.sample import parse_args
 
-    try:
-        eval_command(**parse_args(sys.argv[1:], KEYS, USAGE))
-    except GenrunError as exc:
-        if debug_enabled():
-            raise
-        print(f"genrun-eval: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    one_line_errors("genrun-eval", lambda: eval_command(**parse_args(sys.argv[1:], KEYS, USAGE)), 2)
 
 
 def report_main() -> None:
     """`genrun-report PATH [--sort KEY] [--desc] [--filter EXPR ...] [--csv FILE] [--all-keys]`."""
     from genrun.report import report_command
 
-    try:
-        report_command(sys.argv[1:])
-    except GenrunError as exc:
-        if debug_enabled():
-            raise
-        print(f"genrun-report: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    one_line_errors("genrun-report", lambda: report_command(sys.argv[1:]), 1)
