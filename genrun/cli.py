@@ -71,6 +71,16 @@ def check_output_folder(argv: list[str]) -> None:
                 sys.exit(1)
 
 
+def report_earlier_attempts() -> None:
+    """After a rerun of a sweep (or a requeue): how many jobs were skipped or continued."""
+    from genrun.task import ATTEMPTS
+
+    if any(ATTEMPTS.values()):
+        counts = ", ".join(f"{n} {what}" for what, n in ATTEMPTS.items() if n)
+        failed = f", {len(FAILED_JOBS)} failed" if FAILED_JOBS else ""
+        print(f"genrun: earlier attempts in these folders: {counts}{failed}", file=sys.stderr)
+
+
 def main() -> None:
     """`genrun [overrides]` and `genrun -m [sweep]`: exit 1 when any job failed."""
     register()
@@ -79,6 +89,7 @@ def main() -> None:
     # a log file that cannot be written (a full disk) must not print logging's own tracebacks
     logging.raiseExceptions = debug_enabled()
     _hydra_entry()
+    report_earlier_attempts()
     if FAILED_JOBS:
         if len(FAILED_JOBS) > 1 or "-m" in sys.argv or "--multirun" in sys.argv:
             print(f"genrun: {len(FAILED_JOBS)} job(s) failed:", file=sys.stderr)

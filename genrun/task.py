@@ -57,8 +57,59 @@ def primary_value(metrics: dict[str, Any]) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
 
+ATTEMPTS = {"completed before, skipped": 0, "continued from a checkpoint": 0}  # this process's jobs
+
+
+HOW_NOT_WHAT = ("resume", "monitor", "trainer", "eval", "metrics", "features")  # a resume may change these
+
+
+def comparable(config: Any) -> Any:
+    """What decides whether two attempts are the same run: the resolved config without the keys a
+    resume may change (trainer.*, how the run is measured), as `genrun resume=` would allow."""
+    plain = OmegaConf.to_container(config, resolve=True, enum_to_str=True) if OmegaConf.is_config(config) else dict(config)
+    return {k: v for k, v in plain.items() if k not in HOW_NOT_WHAT}
+
+
+def saved_metrics(run_dir: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def earlier_attempt(cfg: DictConfig, run_dir: Path) -> tuple[str, Any]:
+    """What an earlier attempt of this same job left in its folder: ("completed", metrics),
+    ("checkpoint", the checkpoint to continue), or ("none", None). This is what makes a sweep
+    rerun with the same hydra.sweep.dir, or a SLURM job requeued after pre-emption, pick up where
+    it stopped. A folder holding another config's run starts afresh (with a warning)."""
+    import logging
+
+    from genrun.engine.checkpoint import load_checkpoint
+
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.is_file():
+        return "none", None
+    try:
+        checkpoint = load_checkpoint(last)
+    except GenrunError as exc:
+        logging.getLogger("genrun").warning("%s; starting the run afresh", exc)
+        return "none", None
+    if comparable(checkpoint.get("config", {})) != comparable(cfg):
+        logging.getLogger("genrun").warning("%s holds a run of another config; starting afresh", run_dir)
+        return "none", None
+    metrics = saved_metrics(run_dir)
+    if metrics and metrics.get("status") == "completed" and int(checkpoint["step"]) >= int(cfg.trainer.max_steps):
+        return "completed", metrics
+    return "checkpoint", checkpoint
+
+
 def hydra_job(cfg: DictConfig) -> float:
-    """Train one Hydra job (a run or one job of a sweep) in its output folder."""
+    """Train one Hydra job (a run or one job of a sweep) in its output folder; an earlier
+    attempt of the same job in that folder is continued, or skipped when it completed."""
+    import logging
+
     from genrun.engine.checkpoint import load_checkpoint
     from genrun.paths import find_checkpoint
     from genrun.train import run
@@ -72,6 +123,17 @@ def hydra_job(cfg: DictConfig) -> float:
             cfg = resume_config(checkpoint["config_raw"], list(hydra_cfg.overrides.task), str(cfg.resume))
             if hydra_cfg.output_subdir:  # record what this resume actually ran with
                 OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")
+        else:
+            found, earlier = earlier_attempt(cfg, run_dir)
+            if found == "completed":
+                ATTEMPTS["completed before, skipped"] += 1
+                logging.getLogger("genrun").info("%s: this run completed before (same config); skipped", run_dir)
+                return primary_value(earlier)
+            if found == "checkpoint":
+                ATTEMPTS["continued from a checkpoint"] += 1
+                logging.getLogger("genrun").info("%s: continuing this run from its step %d (same config)",
+                                                 run_dir, int(earlier["step"]))
+                checkpoint = earlier
         return primary_value(run(cfg, run_dir, checkpoint))
     finally:
         leave_process_group(run_dir)

@@ -405,6 +405,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     outputs.close()
     if main:
         print_summary(run_dir, metrics)
+    result.pass_on()  # e.g. submitit requeues the job now that its checkpoint is written
     if result.exit_code:
         raise SystemExit(result.exit_code)
     return metrics

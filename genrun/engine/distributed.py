@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from genrun.errors import GenrunError
+from genrun.paths import adopt_slurm_environment
 from genrun.paths import process_rank as env_rank
 
 
@@ -44,7 +45,8 @@ def rank() -> int:
 
 
 def init_from_env(device_type: str) -> None:
-    """Join the process group torchrun describes (nccl on CUDA, gloo on the CPU); no-op alone."""
+    """Join the process group torchrun (or srun) describes (nccl on CUDA, gloo on the CPU); no-op alone."""
+    adopt_slurm_environment()
     if env_world_size() <= 1 or (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return
     if not torch.distributed.is_available():

@@ -30,6 +30,7 @@ class LoopResult:
     scalars: dict[str, float] = field(default_factory=dict)  # the last logged means
     stopped_by: str = ""  # name of the signal that stopped the run early, if any
     exit_code: int = 0
+    pass_on: Callable[[], None] = lambda: None  # hands a stop signal on to an earlier handler (submitit)
 
 
 def fit(
@@ -79,4 +80,4 @@ def fit(
             if final:  # the only way out, so a stop signal always gets its checkpoint
                 break
     seconds = time.perf_counter() - t0
-    return LoopResult(step, seconds, step - start_step, scalars, stop.name, stop.exit_code)
+    return LoopResult(step, seconds, step - start_step, scalars, stop.name, stop.exit_code, stop.pass_on)

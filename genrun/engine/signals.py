@@ -1,11 +1,16 @@
-"""SIGTERM, SIGINT and SIGUSR1 ask the loop to checkpoint at the next step boundary and stop."""
+"""SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 (submitit's pre-emption and time-out signal) ask the
+loop to checkpoint at the next step boundary and stop.
+
+A handler that was installed before genrun's (submitit's: requeue the job on SIGUSR1, SLURM's
+pre-emption warning) is not lost: once the run has checkpointed and closed its files,
+`pass_on()` hands it the signal, so the job is requeued and continues from that checkpoint."""
 
 from __future__ import annotations
 
 import signal
 from types import FrameType
 
-HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class StopSignals:
@@ -29,13 +34,20 @@ class StopSignals:
             raise KeyboardInterrupt
         self.received = signum
 
+    def pass_on(self) -> None:
+        """Give the received signal to the Python handler genrun's replaced, if there was one
+        (not the default action, nor Python's own KeyboardInterrupt for SIGINT)."""
+        previous = self._previous.get(self.received) if self.received else None
+        if callable(previous) and previous is not signal.default_int_handler:
+            previous(self.received, None)
+
     @property
     def requested(self) -> bool:
         return self.received is not None
 
     @property
     def exit_code(self) -> int:
-        """130 after Ctrl-C (the shell convention), 0 after a scheduler's SIGTERM/SIGUSR1."""
+        """130 after Ctrl-C (the shell convention), 0 after a scheduler's SIGTERM/SIGUSR1/SIGUSR2."""
         return 130 if self.received == signal.SIGINT else 0
 
     @property
