@@ -37,10 +37,10 @@ def job_label() -> str:
 
 @hydra.main(version_base=None, config_path="pkg://genrun.configs", config_name="config")
 def _hydra_entry(cfg: DictConfig) -> float:
-    from genrun.task import hydra_job
+    from genrun.task import hydra_job, value_for_sweeper
 
     try:
-        return hydra_job(cfg)
+        return value_for_sweeper(hydra_job(cfg))
     except GenrunError as exc:
         if debug_enabled():
             raise
@@ -49,7 +49,7 @@ def _hydra_entry(cfg: DictConfig) -> float:
     except Exception as exc:  # a bug: in a sweep, report it and let the other jobs run
         log.error("error: %s: %s\n%s", type(exc).__name__, exc, traceback.format_exc())
         FAILED_JOBS.append(f"{job_label()}: {type(exc).__name__}: {exc}")
-    return float("nan")
+    return value_for_sweeper(float("nan"))
 
 
 def check_output_folder(argv: list[str]) -> None:

@@ -54,6 +54,7 @@ class TrainerConfig:
     compile: bool = False  # torch.compile every network (in place)
     sync_batchnorm: bool = False  # several processes: BatchNorm statistics over the global batch (CUDA)
     eval_every: int = within(0, Range(0, integer=True))  # evaluate the metrics every N steps (0: at the end only)
+    num_threads: str = "auto"  # CPU threads: auto (cores / jobs running at once, e.g. joblib's n_jobs) or N
 
 
 class Split(str, Enum):

@@ -105,6 +105,19 @@ def earlier_attempt(cfg: DictConfig, run_dir: Path) -> tuple[str, Any]:
     return "checkpoint", checkpoint
 
 
+def value_for_sweeper(value: float) -> float:
+    """A failed or diverged job's NaN, as the worst value of the sweeper's direction when it has
+    one (Optuna: +inf when minimising, -inf when maximising), so the study records the trial and
+    goes on (Optuna refuses NaN, and hydra-optuna-sweeper then stops the whole study)."""
+    if math.isfinite(value) or not HydraConfig.initialized():
+        return value
+    direction = HydraConfig.get().sweeper.get("direction")
+    name = str(getattr(direction, "name", direction or "")).lower()
+    if name in ("minimize", "maximize"):  # one objective (a list of directions: left as it is)
+        return math.inf if name == "minimize" else -math.inf
+    return value
+
+
 def hydra_job(cfg: DictConfig) -> float:
     """Train one Hydra job (a run or one job of a sweep) in its output folder; an earlier
     attempt of the same job in that folder is continued, or skipped when it completed."""

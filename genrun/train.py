@@ -26,6 +26,7 @@ from genrun.engine.loop import LoopResult, fit
 from genrun.engine.outputs import NoOutputs, RunOutputs
 from genrun.engine.rng import rng_state, seed_everything, set_rng_state
 from genrun.engine.summary import print_summary
+from genrun.engine.threads import device_of_job, set_threads
 from genrun.engine.tracker import NonFiniteLoss
 from genrun.engine.updates import Updater, compile_failure, prepare_for_speed
 from genrun.errors import GenrunError
@@ -338,7 +339,8 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     """Train the run described by `cfg` in `run_dir` (continuing `checkpoint` if given)."""
     check_ranges(cfg)
     trainer = cfg.trainer
-    device = distributed.local_device(pick_device(trainer.device))
+    threads = set_threads(trainer.get("num_threads", "auto"))
+    device = device_of_job(distributed.local_device(pick_device(trainer.device)))
     distributed.init_from_env(device.type)
     main = distributed.rank() == 0
     updater = Updater(device, trainer.precision, trainer.grad_clip)
@@ -355,7 +357,8 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
         tracker.check()
     split_for_processes(pipeline, trainer)
     prepare_for_speed(pipeline, bool(trainer.compile))
-    batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), int(cfg.dataset.get("num_workers", 0)),
+    workers = min(int(cfg.dataset.get("num_workers", 0)), threads)  # parallel jobs share the cores
+    batches = Batches(data, int(trainer.batch_size), device, int(trainer.seed), workers,
                       distributed.rank(), distributed.world_size())
     if checkpoint is not None:
         start, noise = restore(checkpoint, pipeline, updater, batches)
@@ -390,6 +393,8 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
             metrics["best"] = tracker.summary()
         if main and distributed.active():
             metrics.update({"world_size": distributed.world_size(), "weights_in_sync": in_sync})
+        if main:
+            metrics["num_threads"] = threads
         outputs.metrics(metrics)
         outputs.hparams(hparams_of(cfg, run_dir), metrics)
     except NonFiniteLoss as exc:

@@ -123,3 +123,72 @@ def test_a_stop_signal_is_passed_on_to_the_handler_genrun_replaced():
         stop.pass_on()  # Python's own SIGINT handler would raise KeyboardInterrupt: not passed on
     finally:
         signal.signal(signal.SIGUSR2, before)
+
+
+@pytest.mark.trains
+def test_an_optuna_study_of_three_trials_on_ring8_finds_its_best(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the optuna extra (hydra-optuna-sweeper)")
+    study = tmp_path / "study"
+    storage = f"sqlite:///{tmp_path / 'ring8.db'}"
+    args = ["-m", "hparams_search=ring8_gan", "hydra.sweeper.n_trials=3", "trainer.max_steps=60", "eval=debug",
+            "trainer.sample_every=1000", f"hydra.sweeper.storage={storage}"]
+    run_cli(*args, f"hydra.sweep.dir={study}", cwd=tmp_path, check=True)
+    import yaml
+
+    result = yaml.safe_load((study / "optimization_results.yaml").read_text())
+    assert set(result["best_params"]) == {"optimizer.lr", "trainer.n_critic", "model.generator.width"}
+    rkl = [json_of(study / str(i)).get("rkl") for i in range(3)]
+    assert result["best_value"] == pytest.approx(min(v for v in rkl if v is not None))
+    run_cli(*args, f"hydra.sweep.dir={tmp_path / 'more'}", cwd=tmp_path, check=True)  # continues the stored study
+    import optuna
+
+    assert len(optuna.load_study(study_name="ring8_gan", storage=storage).trials) == 6
+
+
+def json_of(run: Path) -> dict:
+    import json
+
+    return json.loads((run / "metrics.json").read_text())
+
+
+@pytest.mark.trains
+def test_a_failing_trial_does_not_stop_the_study(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the optuna extra (hydra-optuna-sweeper)")
+    conf = tmp_path / "conf" / "hparams_search"
+    conf.mkdir(parents=True)
+    (conf / "failing.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /hydra/sweeper: optuna\n  - override /hydra/sweeper/sampler: grid\n"
+        "hydra:\n  sweeper:\n    direction: minimize\n    n_trials: 2\n    params:\n"
+        "      trainer.batch_size: choice(0, 16)\n")
+    proc = run_cli("-m", "--config-dir", str(tmp_path / "conf"), "hparams_search=failing", "model=gan", "dataset=ring8",
+                   "trainer.max_steps=20", "eval=debug", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
+    assert proc.returncode == 1 and "1 job(s) failed" in proc.stderr  # reported, after the study ended
+    import yaml
+
+    result = yaml.safe_load((tmp_path / "s" / "optimization_results.yaml").read_text())
+    assert result["best_params"] == {"trainer.batch_size": 16}
+
+
+@pytest.mark.trains
+def test_joblib_jobs_share_the_cores(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs the joblib extra (hydra-joblib-launcher)")
+    from genrun.engine.threads import cores
+
+    sweep = tmp_path / "sweep"
+    run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *RING, "trainer.max_steps=20",
+            "trainer.num_threads=auto", "trainer.seed=0,1", f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=True)
+    for job in ("0", "1"):
+        assert json_of(sweep / job)["num_threads"] == max(1, cores() // 2)
+    run_cli(*RING, "trainer.max_steps=5", "trainer.num_threads=auto", f"hydra.run.dir={tmp_path / 'alone'}",
+            cwd=tmp_path, check=True)
+    assert json_of(tmp_path / "alone")["num_threads"] == cores()
+
+
+def test_num_threads_takes_auto_or_a_positive_integer():
+    from genrun.engine.threads import thread_count
+    from genrun.errors import GenrunError
+
+    assert thread_count("3") == 3 and thread_count(2) == 2 and thread_count("auto") >= 1
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(GenrunError, match=f"trainer.num_threads='{bad}': valid: auto"):
+            thread_count(bad)
