@@ -107,7 +107,10 @@ class Evaluator:
         skipped, seconds = {}, {}
         for name, metric in self.metrics.items():
             reason = metric.missing(ctx)
-            if reason is None and "model" not in metric.needs and not bool(torch.isfinite(ctx.fake).all()):
+            compares_samples = "model" not in metric.needs
+            if reason is None and compares_samples and not getattr(ctx.pipeline, "generative", True):
+                reason = f"{type(ctx.pipeline).__name__} draws no samples of the data"
+            if reason is None and compares_samples and not bool(torch.isfinite(ctx.fake).all()):
                 reason = "the generated samples hold NaN or inf"
                 values.update(dict.fromkeys(metric.better))
             if reason is not None:

@@ -26,8 +26,10 @@ USAGE = "genrun-report PATH [--sort KEY] [--desc] [--filter EXPR ...] [--csv FIL
 DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "rkl", "modes")  # shown beside each run's primary
 # Which way is better, for --sort; any other key sorts ascending (--desc flips the order).
 # genrun.metrics' classes declare the same in their `better` (tests/test_report.py checks they agree).
-LOWER = {"fid", "kid", "kid_std", "rkl", "recon_mse", "time_s", "peak_rss_mib", "peak_cuda_mib"}
-HIGHER = {"precision", "recall", "density", "coverage", "modes", "hq", "steps_per_s", "mi_estimate"}
+LOWER = {"fid", "kid", "kid_std", "rkl", "kl", "class_kl", "is_std", "recon_mse", "time_s", "peak_rss_mib",
+         "peak_cuda_mib"}
+HIGHER = {"precision", "recall", "density", "coverage", "modes", "hq", "steps_per_s", "mi_estimate", "cis", "is",
+          "iwae", "elbo"}
 LOWER_PREFIXES = ("loss/", "time/")
 HIGHER_PARTS = ("accuracy",)  # probe_accuracy, code_accuracy, ...
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {

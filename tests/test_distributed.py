@@ -103,7 +103,12 @@ def test_a_stop_signal_that_reaches_one_rank_stops_both_at_one_step(tmp_path):
              if "RANK=1" in Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")]
     assert len(rank1) == 1, "rank 1's process"
     os.kill(int(rank1[0]), signal.SIGTERM)  # rank 0 never gets the signal
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"the ranks did not stop:\n{out[-3000:]}\n{err[-3000:]}") from None
     assert proc.returncode == 0, out + err
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["weights_in_sync"] is True and metrics["step"] >= 3

@@ -123,11 +123,13 @@ def test_foreign_files_are_not_checkpoints(tmp_path):
         load_checkpoint(tmp_path / "new.pt")
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 0), (signal.SIGUSR1, 0), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 0), (signal.SIGUSR1, 0), (signal.SIGUSR2, 0), (signal.SIGINT, 130)])
 def test_stop_signals_set_a_flag_and_restore_handlers(sig, code):
     before = signal.getsignal(sig)
     with StopSignals() as stop:
         os.kill(os.getpid(), sig)
+        assert stop.received == sig and not stop.requested  # the loop acts on it once the ranks agree
+        stop.agree(stop.received)
         assert stop.requested and stop.exit_code == code
     assert signal.getsignal(sig) == before
 

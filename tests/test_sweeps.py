@@ -115,11 +115,14 @@ def test_a_stop_signal_is_passed_on_to_the_handler_genrun_replaced():
     try:
         with StopSignals() as stop:
             signal.raise_signal(signal.SIGUSR2)
+            assert stop.received == signal.SIGUSR2 and not stop.requested  # acted on once the ranks agree
+            stop.agree(stop.received)
             assert stop.requested and seen == []  # genrun's handler first: checkpoint, then stop
         stop.pass_on()
         assert seen == [signal.SIGUSR2]
         with StopSignals() as stop:
             signal.raise_signal(signal.SIGINT)
+            stop.agree(stop.received)
         stop.pass_on()  # Python's own SIGINT handler would raise KeyboardInterrupt: not passed on
     finally:
         signal.signal(signal.SIGUSR2, before)

@@ -56,7 +56,7 @@ def fit(
             tracker.add(step, updater.step(pipeline, next_batch))
             progress.advance(step)
             # several processes stop together, for the same signal, even when it reached only some of them
-            stop.received = distributed.largest(stop.received or 0, pipeline.device) or None
+            stop.agree(distributed.largest(stop.received or 0, pipeline.device))
             final = step == trainer.max_steps or stop.requested
             if step % trainer.log_every == 0 or final:
                 n = tracker.count

@@ -14,10 +14,12 @@ HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class StopSignals:
-    """While active, a handled signal sets `received`; a second SIGINT interrupts at once."""
+    """While active, a handled signal sets `received`; the loop acts on it once `agree` hands it
+    back (after the ranks exchanged theirs); a second SIGINT interrupts at once."""
 
     def __init__(self) -> None:
-        self.received: int | None = None
+        self.received: int | None = None  # set by the handler, in this process
+        self.agreed: int | None = None  # what the loop acts on (single process: `received`)
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopSignals:
@@ -34,22 +36,28 @@ class StopSignals:
             raise KeyboardInterrupt
         self.received = signum
 
+    def agree(self, signum: int | None) -> None:
+        """The signal every process acts on at this step (the largest any of them received): kept
+        apart from `received`, which the handler may set at any moment, even between the ranks'
+        exchange and this call, and must not be lost (it is exchanged at the next step)."""
+        self.agreed = signum or None
+
     def pass_on(self) -> None:
-        """Give the received signal to the Python handler genrun's replaced, if there was one
-        (not the default action, nor Python's own KeyboardInterrupt for SIGINT)."""
-        previous = self._previous.get(self.received) if self.received else None
+        """Give the signal the run stopped for to the Python handler genrun's replaced, if there
+        was one (not the default action, nor Python's own KeyboardInterrupt for SIGINT)."""
+        previous = self._previous.get(self.agreed) if self.agreed else None
         if callable(previous) and previous is not signal.default_int_handler:
-            previous(self.received, None)
+            previous(self.agreed, None)
 
     @property
     def requested(self) -> bool:
-        return self.received is not None
+        return self.agreed is not None
 
     @property
     def exit_code(self) -> int:
         """130 after Ctrl-C (the shell convention), 0 after a scheduler's SIGTERM/SIGUSR1/SIGUSR2."""
-        return 130 if self.received == signal.SIGINT else 0
+        return 130 if self.agreed == signal.SIGINT else 0
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.received).name if self.received else ""
+        return signal.Signals(self.agreed).name if self.agreed else ""

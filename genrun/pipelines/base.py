@@ -52,6 +52,7 @@ class Pipeline:
 
     loss_kinds: ClassVar[tuple[str, ...]] = ()
     primary_metric: ClassVar[str] = ""
+    generative: ClassVar[bool] = True  # `sample` draws from the model of the data (sample-quality metrics apply)
 
     def __init__(
         self, loss: Any, optimizers: Mapping[str, OptimizerFactory], device: torch.device | str, ema: float = 0.0

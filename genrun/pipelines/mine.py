@@ -50,6 +50,7 @@ def add_optimizer_as(pipeline: Pipeline, name: str, settings_role: str, *nets: n
 
 
 class MINEPipeline(Pipeline):
+    generative = False  # an estimator: its pictures are heat maps of T, not samples of the data
     loss_kinds = ("mi",)
     primary_metric = "mi_estimate"  # the held-out estimate
 
