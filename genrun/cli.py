@@ -81,9 +81,60 @@ def report_earlier_attempts() -> None:
         print(f"genrun: earlier attempts in these folders: {counts}{failed}", file=sys.stderr)
 
 
+HELP = """genrun is a config-driven experiment runner for deep generative models (powered by Hydra).
+
+Usage: genrun [group=option ...] [key=value ...]     one run (genrun -m ...: a sweep; genrun resume=RUN)
+
+== Configuration groups ==
+Compose your configuration from those groups (group=option)
+
+{groups}
+
+== Config ==
+Override anything in the config (foo.bar=value)
+
+{config}
+Use --hydra-help to view Hydra specific help; genrun-sample, genrun-eval and genrun-report --help for the others
+"""
+
+
+def config_groups() -> str:
+    """`group: option, option, ...` for each packaged config group, read from the folders (Hydra's
+    own help composes a repository per group and option: seconds, not milliseconds)."""
+    from importlib.resources import files
+
+    root = files("genrun.configs")
+    lines = []
+    for group in sorted((entry for entry in root.iterdir() if entry.is_dir()), key=lambda e: e.name):
+        options = sorted(e.name.removesuffix(".yaml") for e in group.iterdir() if e.name.endswith(".yaml"))
+        if group.name != "hydra" and options:
+            lines.append(f"{group.name}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def print_help(argv: list[str]) -> None:
+    """`genrun [overrides] --help`: the groups and the config these overrides compose, as Hydra's
+    help shows them, composed once."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = [a for a in argv if a not in ("--help", "-h")]
+    try:
+        with initialize_config_module("genrun.configs", version_base=None, job_name="genrun"):
+            cfg = compose("config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise GenrunError(" ".join(str(exc).split())) from exc
+    print(HELP.format(groups=config_groups(), config=OmegaConf.to_yaml(cfg)))
+
+
 def main() -> None:
     """`genrun [overrides]` and `genrun -m [sweep]`: exit 1 when any job failed."""
     register()
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        one_line_errors("genrun", lambda: print_help(sys.argv[1:]), 1)
+        return
     sys.argv += scratch_overrides()  # last on the line: they win over the user's hydra.run.dir
     check_output_folder(sys.argv[1:])
     # a log file that cannot be written (a full disk) must not print logging's own tracebacks
@@ -111,15 +162,16 @@ def one_line_errors(command: str, run: Callable[[], object], exit_code: int) -> 
 
 def sample_main() -> None:
     """`genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0] [device=cpu] [ema=true|false]`."""
-    from genrun.sample import parse_args, sample_command
+    from genrun.arguments import parse_args
+    from genrun.sample import KEYS, USAGE, sample_command
 
-    one_line_errors("genrun-sample", lambda: sample_command(**parse_args(sys.argv[1:])), 2)
+    one_line_errors("genrun-sample", lambda: sample_command(**parse_args(sys.argv[1:], KEYS, USAGE)), 2)
 
 
 def eval_main() -> None:
     """`genrun-eval run=PATH [ckpt=last|best|FILE] [metrics=fid,kid] [n=N] [k=K] [features=...] [device=auto]`."""
+    from genrun.arguments import parse_args
     from genrun.eval_command import KEYS, USAGE, eval_command
-    from genrun.sample import parse_args
 
     one_line_errors("genrun-eval", lambda: eval_command(**parse_args(sys.argv[1:], KEYS, USAGE)), 2)
 

@@ -16,7 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from genrun.paths import process_rank, run_folder_of
-from genrun.schema import Range
+from genrun.ranges import Range
 
 
 class Device(str, Enum):
@@ -72,6 +72,7 @@ class EvalConfig:
     floor: bool = True  # also score held-out examples as if generated (real vs real)
     seed: int = within(0, Range(0, integer=True))  # of the generated samples
     best_by: str = "auto"  # the metric key that picks checkpoints/best.pt
+    n_held_out: int = within(1000, POSITIVE)  # held-out examples a metric of the model reads at most
     iwae_k: int = within(100, POSITIVE)  # importance samples of the IWAE bound (5000: the literature's figure)
     inception_weights: str | None = None  # torch-fidelity's Inception-v3 file; None: the torch hub cache (features=inception)
 

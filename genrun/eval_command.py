@@ -2,7 +2,7 @@
 
 `run=` is a run folder, a checkpoint file, or a folder that holds runs (a multirun sweep):
 then every run under it is evaluated, and a run without the checkpoint asked for is reported,
-not fatal. The evaluator is the run's own (genrun.train.build_evaluator) with the command
+not fatal. The evaluator is the run's own (genrun.build.build_evaluator) with the command
 line's choices, so `ckpt=last` with the run's own settings gives the numbers of its metrics.json.
 """
 
@@ -13,33 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from genrun.errors import GenrunError
+from genrun.saved_runs import NoCheckpoint, checkpoint_file
 
 USAGE = ("genrun-eval run=PATH [ckpt=last|best|FILE] [metrics=fid,kid,...] [n=N] [k=K] "
          "[features=auto|classifier|inception|raw|none] [device=auto|cpu|cuda]")
 KEYS = {"run": str, "ckpt": str, "metrics": str, "n": int, "k": int, "features": str, "device": str}
-NAMED = {"last": "last.pt", "best": "best.pt"}
-
-
-class NoCheckpoint(GenrunError):
-    """A run lacks the checkpoint asked for (in a sweep: reported, and the other runs go on)."""
-
-
-def checkpoint_file(run: Path, ckpt: str) -> Path:
-    """The checkpoint `ckpt` (last, best, or a file: as given or inside checkpoints/) of the run at `run`."""
-    if run.is_file():
-        if ckpt != "last":
-            raise GenrunError(f"run={run} is a checkpoint file; ckpt={ckpt} picks a file of a run folder")
-        return run
-    if ckpt in NAMED:
-        path = run / "checkpoints" / NAMED[ckpt]
-        if not path.is_file():
-            hint = " (a run writes it when it evaluates during training: trainer.eval_every=N)" if ckpt == "best" else ""
-            raise NoCheckpoint(f"{run} has no checkpoints/{NAMED[ckpt]}{hint}")
-        return path
-    for path in (Path(ckpt).expanduser(), run / "checkpoints" / ckpt):
-        if path.is_file():
-            return path
-    raise NoCheckpoint(f"ckpt={ckpt}: no such file, as given or in {run / 'checkpoints'}; valid: last, best or a .pt file")
 
 
 def eval_config(saved: dict[str, Any], metrics: str | None, features: str | None, n: int | None,
@@ -56,21 +34,22 @@ def eval_config(saved: dict[str, Any], metrics: str | None, features: str | None
 def evaluate_run(run: Path, ckpt: str = "last", metrics: str | None = None, n: int | None = None,
                  features: str | None = None, device: str = "auto", k: int | None = None) -> Path:
     """Evaluate one run's checkpoint; write eval.json beside its metrics.json and print a table."""
+    from genrun.build import build_data, build_evaluator, with_metrics_expanded
     from genrun.engine.outputs import write_json
     from genrun.engine.summary import print_summary
     from genrun.paths import run_folder_of
-    from genrun.sample import load_run
+    from genrun.saved_runs import load_run
     from genrun.schema import check_ranges
-    from genrun.train import build_data, build_evaluator
 
     path = checkpoint_file(run, ckpt)
     folder = run_folder_of(path)
-    pipeline, checkpoint = load_run(str(path), device)
-    cfg = eval_config(checkpoint["config_raw"], metrics, features, n, k)
+    pipeline, checkpoint = load_run(path, device)
+    cfg = with_metrics_expanded(eval_config(checkpoint["config_raw"], metrics, features, n, k))
     check_ranges(cfg)
-    evaluation = build_evaluator(cfg, pipeline.device)(pipeline, build_data(cfg))
+    evaluation = build_evaluator(cfg, pipeline.device)(pipeline, build_data(cfg), "test")
     shown = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
     result = {"step": int(checkpoint["step"]), **evaluation.values, "floor": evaluation.floor,
+              "directions": evaluation.directions,
               "protocol": {**evaluation.protocol, "checkpoint": shown, "step": int(checkpoint["step"]),
                            "skipped": evaluation.skipped, "seconds": evaluation.seconds}}
     target = write_json(folder / "eval.json", result)

@@ -2,8 +2,9 @@
 the best checkpoint (checkpoints/best.pt) it keeps by the monitored key `eval.best_by`.
 
 The loop only calls `PeriodicEvaluation(step)`. Rank 0 runs the run's Evaluator (the one the
-end of the run uses, so the real features are computed once), writes `eval/<key>` scalars and
-compares the monitored value with the best so far; every rank then learns the outcome, since
+end of the run uses, so the real features are computed once; its metrics of the model read the
+validation split when the data has one, so that the test split only reports), writes
+`eval/<key>` scalars and compares the monitored value with the best so far; every rank then learns the outcome, since
 writing best.pt gathers every rank's RNG state (a collective). The best's key, value, step and
 evaluation setup go into every checkpoint, so a resumed run keeps comparing against them.
 """
@@ -66,10 +67,7 @@ class BestTracker:
     def key_for(self, evaluation: Evaluation) -> str | None:
         if self.best.key is not None:
             return self.best.key
-        if self.best_by != "auto":
-            return self.best_by
-        ran = [name for name in self.directions if name not in evaluation.skipped and self.directions[name]]
-        return next(iter(self.directions[ran[0]])) if ran else None
+        return self.best_by if self.best_by != "auto" else evaluation.first_key
 
     def offer(self, step: int, evaluation: Evaluation) -> bool:
         """Whether `evaluation` beats the best so far (a missing or non-finite value never does)."""
@@ -98,19 +96,28 @@ class BestTracker:
             return
         self.best = best
 
-    def summary(self) -> dict[str, Any]:
-        """metrics.json's `best`: the monitored key, its best value and step (null until one)."""
+    def summary(self, split: str) -> dict[str, Any]:
+        """metrics.json's `best`: the monitored key, its best value and step (null until one), and the
+        held-out split it was chosen on."""
         key = self.best.key or (self.best_by if self.best_by != "auto" else None)
-        return {"key": key, "value": self.best.value, "step": self.best.step}
+        return {"key": key, "value": self.best.value, "step": self.best.step, "split": split}
+
+
+def selection_split(data: DataBundle) -> str:
+    """The held-out split checkpoints are chosen by: validation when the data has one, else test."""
+    return "validation" if data.has("validation") else "test"
 
 
 class PeriodicEvaluation:
     """The loop's evaluation hook: evaluate (rank 0), log `eval/<key>`, keep best.pt (all ranks)."""
 
     def __init__(self, evaluator: Evaluator, pipeline: Any, data: DataBundle, outputs: Any,
-                 tracker: BestTracker, save_best: Callable[[int], None]) -> None:
+                 tracker: BestTracker, save_best: Callable[[int], None], start_step: int = 0,
+                 max_steps: int = 0) -> None:
         self.evaluator, self.pipeline, self.data, self.outputs = evaluator, pipeline, data, outputs
         self.tracker, self.save_best = tracker, save_best
+        self.start_step, self.max_steps, self.started = start_step, max_steps, time.perf_counter()
+        self.split = selection_split(data)
         self.last: tuple[int, Evaluation] | None = None  # the latest (step, evaluation) of rank 0
 
     def __call__(self, step: int) -> None:
@@ -118,7 +125,7 @@ class PeriodicEvaluation:
         self.pipeline.refresh_ema_statistics()
         if distributed.rank() == 0:
             t0 = time.perf_counter()
-            evaluation = self.evaluator(self.pipeline, self.data)
+            evaluation = self.evaluator(self.pipeline, self.data, self.split, self.expected_training_s(step))
             self.last = (step, evaluation)
             improved = self.tracker.offer(step, evaluation)
             self.outputs.evaluation(step, evaluation.values, time.perf_counter() - t0)
@@ -130,3 +137,8 @@ class PeriodicEvaluation:
         self.tracker.best = Best(**distributed.broadcast_object(asdict(self.tracker.best)))
         if self.tracker.best.step == step:
             self.save_best(step)
+
+    def expected_training_s(self, step: int) -> float:
+        """This attempt's whole training time, as its pace so far predicts it."""
+        done = max(step - self.start_step, 1)
+        return (time.perf_counter() - self.started) / done * max(self.max_steps - self.start_step, done)

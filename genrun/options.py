@@ -17,6 +17,9 @@ from omegaconf.errors import OmegaConfBaseException
 from genrun.errors import GenrunError
 
 EVAL_GROUPS = ("eval", "metrics", "features")  # they decide how a run is measured, never how it trains
+# What a resume may change (the rest comes from the checkpoint): how long and how it trains, how
+# it is measured, what it returns to a sweeper, and the resume itself. genrun.task applies it.
+MAY_CHANGE_ON_RESUME = ("trainer", "resume", "monitor", *EVAL_GROUPS)
 
 
 def option_names(group: str) -> list[str]:

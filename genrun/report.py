@@ -23,15 +23,7 @@ from genrun.errors import GenrunError
 from genrun.runs import Run, find_runs, natural_key, read_run
 
 USAGE = "genrun-report PATH [--sort KEY] [--desc] [--filter EXPR ...] [--csv FILE] [--all-keys]"
-DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "rkl", "modes")  # shown beside each run's primary
-# Which way is better, for --sort; any other key sorts ascending (--desc flips the order).
-# genrun.metrics' classes declare the same in their `better` (tests/test_report.py checks they agree).
-LOWER = {"fid", "kid", "kid_std", "rkl", "kl", "class_kl", "is_std", "recon_mse", "time_s", "peak_rss_mib",
-         "peak_cuda_mib"}
-HIGHER = {"precision", "recall", "density", "coverage", "modes", "hq", "steps_per_s", "mi_estimate", "cis", "is",
-          "iwae", "elbo"}
-LOWER_PREFIXES = ("loss/", "time/")
-HIGHER_PARTS = ("accuracy",)  # probe_accuracy, code_accuracy, ...
+DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "kl_to_uniform", "modes")  # shown beside each run's primary
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": operator.le, ">=": operator.ge, "!=": operator.ne, "==": operator.eq, "=": operator.eq,
     "<": operator.lt, ">": operator.gt,
@@ -41,14 +33,9 @@ FILTER = re.compile(r"^\s*([^<>=!\s]+)\s*(<=|>=|!=|==|=|<|>)\s*(\S.*?)\s*$")
 Row = dict[str, Any]
 
 
-def direction(key: str) -> str:
-    """"lower" or "higher" is better for a metric key (best/<key> like <key>); "" when unknown."""
-    key = key.removeprefix("best/")
-    if key in LOWER or key.startswith(LOWER_PREFIXES):
-        return "lower"
-    if key in HIGHER or any(part in key for part in HIGHER_PARTS):
-        return "higher"
-    return ""
+def direction(key: str, directions: dict[str, str]) -> str:
+    """"lower" or "higher" is better for a metric key (best/<key> like <key>), as the runs say; "" when unknown."""
+    return directions.get(key.removeprefix("best/"), "")
 
 
 def row_of(run: Run, root: Path) -> Row:
@@ -68,7 +55,7 @@ def differing(runs: Sequence[Run]) -> list[str]:
 
 
 def metric_columns(runs: Sequence[Run], all_keys: bool) -> list[str]:
-    """Each run's primary metric, then fid/kid/precision/recall/rkl/modes, then the best, when
+    """Each run's primary metric, then fid/kid/precision/recall/kl_to_uniform/modes, then the best, when
     any run has them; with `all_keys` every number of metrics.json."""
     present = list(dict.fromkeys(k for run in runs for k in run.metrics if k != "step"))
     wanted = [run.primary for run in runs if run.primary] + list(DEFAULT_METRICS)
@@ -139,12 +126,12 @@ def known_keys(known: set[str]) -> str:
     return f"valid: {', '.join(simple)}" + (f", or a config key such as {dotted[0]}" if dotted else "")
 
 
-def sort_rows(rows: list[Row], key: str | None, desc: bool) -> list[Row]:
-    """By `key` (best first when its direction is known, else ascending; `desc` flips), rows
-    without it last; numbers as numbers, text in natural order. No key: folder order."""
+def sort_rows(rows: list[Row], key: str | None, desc: bool, directions: dict[str, str] | None = None) -> list[Row]:
+    """By `key` (best first when its direction is known from `directions`, else ascending; `desc`
+    flips), rows without it last; numbers as numbers, text in natural order. No key: folder order."""
     if key is None:
         return sorted(rows, key=lambda r: natural_key(r["folder"]), reverse=desc)
-    reverse = (direction(key) == "higher") != desc
+    reverse = (direction(key, directions or {}) == "higher") != desc
     have = [r for r in rows if key in r]
     numeric = all(number(r[key]) is not None for r in have)
     order = (lambda r: number(r[key])) if numeric else (lambda r: natural_key(text(r[key])))
@@ -248,7 +235,8 @@ def report_command(argv: list[str]) -> list[Row]:
     shown = [(run, row) for run, row in zip(runs, rows, strict=True) if all(f.keeps(row) for f in filters)]
     if not shown:
         raise GenrunError(f"none of the {len(runs)} runs under {args.path} matches {' and '.join(args.filter)}")
-    shown_rows = sort_rows([row for _, row in shown], args.sort, args.desc)
+    directions = {k: v for run, _ in shown for k, v in run.directions.items()}
+    shown_rows = sort_rows([row for _, row in shown], args.sort, args.desc, directions)
     cols = columns([run for run, _ in shown], shown_rows, args.all_keys, args.sort)
     if args.csv:
         write_csv(Path(args.csv).expanduser(), cols, shown_rows)

@@ -30,6 +30,13 @@ RECENT_S = 600  # a run without metrics.json that wrote a file this recently cou
 SKIPPED_KEYS = {"resume"}  # how a run was started, not what it is
 SKIPPED_LEAVES = {"_target_", "_partial_"}  # the group's name (a column of its own) says which class
 REFERENCE = re.compile(r"^\$\{[\w.\[\]-]+\}$")  # ${model.z_dim}, ${..lr}: a copy of another key
+# Runs written before metrics.json named each metric's direction (its "directions" entry) are
+# read with these: keys since renamed, under today's name, and the keys whose higher value was
+# better (any other key: lower, or unknown). Frozen: today's runs carry their own directions.
+RENAMED_KEYS = {"rkl": "kl_to_uniform", "kl": "kl_to_uniform"}
+HIGHER_BEFORE_DIRECTIONS = frozenset({
+    "precision", "recall", "density", "coverage", "modes", "hq", "steps_per_s", "mi_estimate", "cis", "is", "iwae",
+    "elbo", "probe_accuracy", "probe_accuracy_pixels", "code_accuracy"})
 
 
 @dataclass
@@ -40,6 +47,7 @@ class Run:
     folder: Path
     settings: dict[str, Any] = field(default_factory=dict)  # group choices + flat resolved config
     metrics: dict[str, float] = field(default_factory=dict)  # flat numeric metrics.json values
+    directions: dict[str, str] = field(default_factory=dict)  # metric key -> "lower" or "higher" is better
     primary: str | None = None
     status: str = "interrupted"
     step: int | None = None
@@ -138,16 +146,31 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def renamed(key: str, metrics: Mapping[str, Any]) -> str:
+    """A key of a run written before a rename, under today's name (unless the run has both)."""
+    new = RENAMED_KEYS.get(key)
+    return new if new is not None and new not in metrics else key
+
+
 def metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The finite numbers of a metrics.json: its flat keys, and `best/<key>`, `best/step` from
-    {"best": {"key", "value", "step"}} (the best evaluation during training)."""
-    values = {k: v for k, v in metrics.items() if is_number(v)}
+    """The finite numbers of a metrics.json: its flat keys (renamed ones under today's names), and
+    `best/<key>`, `best/step` from {"best": {"key", "value", "step"}} (the best evaluation during training)."""
+    values = {renamed(k, metrics): v for k, v in metrics.items() if is_number(v)}
     best = metrics.get("best")
     if isinstance(best, Mapping) and best.get("key") and is_number(best.get("value")):
-        values[f"best/{best['key']}"] = best["value"]
+        values[f"best/{renamed(best['key'], metrics)}"] = best["value"]
         if is_number(best.get("step")):
             values["best/step"] = best["step"]
     return values
+
+
+def metric_directions(metrics: Mapping[str, Any]) -> dict[str, str]:
+    """Which way each key of a metrics.json is better: its own "directions" entry, or for a run
+    written before it had one, HIGHER_BEFORE_DIRECTIONS."""
+    own = metrics.get("directions")
+    if isinstance(own, Mapping):
+        return {str(k): str(v) for k, v in own.items() if v in ("lower", "higher")}
+    return {renamed(k, metrics): "higher" for k in metrics if k in HIGHER_BEFORE_DIRECTIONS}
 
 
 def read_metrics(folder: Path) -> dict[str, Any] | None:
@@ -239,8 +262,9 @@ def read_run(folder: Path, now: float | None = None) -> Run:
     if metrics is not None and not tail.started:
         run.status = str(metrics.get("status", "completed"))
         run.metrics = metric_values(metrics)
+        run.directions = metric_directions(metrics)
         run.step = metrics["step"] if is_number(metrics.get("step")) else None
-        run.primary = metrics.get("primary") if isinstance(metrics.get("primary"), str) else None
+        run.primary = renamed(metrics["primary"], metrics) if isinstance(metrics.get("primary"), str) else None
         return run
     run.status = unfinished_status(folder, tail, time.time() if now is None else now)
     run.step = max((s for s in (tail.step, checkpoint_step(folder)) if s is not None), default=None)

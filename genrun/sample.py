@@ -2,60 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from genrun.arguments import boolean
 from genrun.errors import GenrunError
 
 USAGE = "genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0] [device=cpu] [ema=true|false]"
 SUFFIXES = (".png", ".pt", ".npy")
-
-
-def boolean(value: str) -> bool:
-    """true/false (also yes/no, 1/0), any case."""
-    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-    if value.lower() not in words:
-        raise ValueError(value)
-    return words[value.lower()]
-
-
 KEYS = {"run": str, "n": int, "out": str, "seed": int, "device": str, "ema": boolean}
-
-
-def parse_args(argv: list[str], keys: dict[str, Callable[[str], Any]] = KEYS, usage: str = USAGE) -> dict[str, Any]:
-    """key=value arguments, typed by `keys`; unknown keys and bad values are clear errors."""
-    args: dict[str, Any] = {}
-    for arg in argv:
-        if arg in ("-h", "--help"):
-            print(usage)
-            raise SystemExit(0)
-        key, sep, value = arg.partition("=")
-        if not sep or key not in keys:
-            raise GenrunError(f"unknown argument {arg!r}; usage: {usage}")
-        try:
-            args[key] = keys[key](value)
-        except ValueError as exc:
-            raise GenrunError(f"{key}={value!r} is not a valid {keys[key].__name__}") from exc
-    if "run" not in args:
-        raise GenrunError(f"run=PATH is required; usage: {usage}")
-    return args
-
-
-def load_run(path: str, device: str = "cpu"):
-    """Rebuild a run's pipeline from its checkpoint (config included) on `device`."""
-    from omegaconf import OmegaConf
-
-    from genrun.engine.checkpoint import load_checkpoint
-    from genrun.paths import find_checkpoint
-    from genrun.train import build_pipeline, pick_device
-
-    checkpoint = load_checkpoint(find_checkpoint(path), map_location="cpu")
-    cfg = OmegaConf.create(checkpoint["config_raw"])
-    torch_device = pick_device(device)
-    pipeline = build_pipeline(cfg, torch_device)
-    pipeline.load_state_dict(checkpoint["pipeline"], optimizers=False)
-    return pipeline, checkpoint
 
 
 def sample_command(
@@ -70,6 +24,7 @@ def sample_command(
 
     from genrun.engine.images import picture, save_png
     from genrun.paths import run_folder_of
+    from genrun.saved_runs import load_run
 
     if n < 1:
         raise GenrunError(f"n={n}: must be >= 1")

@@ -13,69 +13,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import re
 import typing
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from genrun.config import EvalConfig, TrainerConfig
 from genrun.errors import GenrunError
-
-
-@dataclass(frozen=True)
-class Range:
-    """Numbers in [low, high] (either end open or absent); `integer` asks for whole numbers.
-
-    Applies to each element of a list value (e.g. Adam's betas, a shape)."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    integer: bool = False
-
-    def contains(self, value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        if self.integer and (not isinstance(value, int)):
-            return False
-        if not math.isfinite(value):
-            return False
-        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            return False
-        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
-
-    def describe(self) -> str:
-        kind = "an integer" if self.integer else "a finite number"
-        if self.integer and self.low == 1 and self.high is None:
-            return "a positive integer (>= 1)"
-        if self.low is not None and self.high is not None:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{kind} in {left}{self.low:g}, {self.high:g}{right}"
-        if self.low is not None:
-            return f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
-        if self.high is not None:
-            return f"{kind} {'<' if self.high_open else '<='} {self.high:g}"
-        return kind
-
-
-# The ranges the code base uses most, as types for constructor parameters.
-PositiveInt = Annotated[int, Range(1, integer=True)]
-NonNegativeInt = Annotated[int, Range(0, integer=True)]
-Positive = Annotated[float, Range(0, low_open=True)]
-NonNegative = Annotated[float, Range(0)]
-UnitInterval = Annotated[float, Range(0, 1)]
-Decay = Annotated[float, Range(0, 1, high_open=True)]  # EMA decays, Adam's betas: [0, 1)
-Real = Annotated[float, Range()]  # any finite number
-Seed = Annotated[int, Range(0, integer=True)]
-Shape = Annotated[int | Sequence[int], Range(1, integer=True)]  # sizes of a tensor's dimensions
-Bounds = Annotated[Sequence[float] | None, Range()]  # a value range (low, high), or none
-Correlation = Annotated[float, Range(-1, 1, low_open=True, high_open=True)]
-OpenUnit = Annotated[float, Range(0, 1, low_open=True, high_open=True)]
-Rate = Annotated[float, Range(0, 1, low_open=True)]  # a moving average's rate: (0, 1]
+from genrun.ranges import Range
 
 # Ranges of the parameters of classes genrun does not own, by `_target_`.
 _OPTIMIZER = {"lr": Range(0), "betas": Range(0, 1, high_open=True), "eps": Range(0, low_open=True),
@@ -102,6 +49,7 @@ PLAIN_KEYS: dict[str, Range] = {
     "dataset.shape": Range(1, integer=True),
     "dataset.rho": Range(-1, 1, low_open=True, high_open=True),
     "dataset.dim": Range(1, integer=True),
+    "dataset.validation": Range(0, integer=True),
 }
 
 INTERPOLATION = re.compile(r"\$\{(\.*)([\w.]+)\}")
@@ -153,8 +101,6 @@ def declared_ranges(target: str) -> dict[str, Range]:
 def schema_ranges() -> dict[str, Range]:
     """The declared ranges of the structured `trainer` and `eval` groups."""
     from dataclasses import fields
-
-    from genrun.config import EvalConfig, TrainerConfig
 
     return {f"{group}.{f.name}": f.metadata["range"] for group, schema in (("trainer", TrainerConfig), ("eval", EvalConfig))
             for f in fields(schema) if "range" in f.metadata}

@@ -12,11 +12,18 @@ from omegaconf.errors import OmegaConfBaseException
 
 from genrun.config import TrainerConfig
 from genrun.errors import GenrunError
-from genrun.options import EVAL_GROUPS, with_eval_groups
+from genrun.options import EVAL_GROUPS, MAY_CHANGE_ON_RESUME, with_eval_groups
 from genrun.paths import process_rank
 
 EVAL_PREFIXES = tuple(f"{g}{sep}" for g in EVAL_GROUPS for sep in ("=", "."))
-RESUMABLE_PREFIXES = ("trainer.", "resume=", "monitor=", *EVAL_PREFIXES)
+
+
+def resumable(override: str) -> bool:
+    """An override a resume accepts: a key of MAY_CHANGE_ON_RESUME (trainer's keys one by one:
+    `trainer=debug` would swap the whole group)."""
+    key = override.lstrip("+").split("=", 1)[0]
+    head = key.split(".", 1)[0]
+    return head in MAY_CHANGE_ON_RESUME and ("." in key or head != "trainer")
 
 
 def resume_config(saved: dict[str, Any], overrides: list[str], resume: str) -> DictConfig:
@@ -27,7 +34,7 @@ def resume_config(saved: dict[str, Any], overrides: list[str], resume: str) -> D
     change (`eval.*`, `metrics=[...]`, `features=...`); a run saved before those groups
     existed continues with today's defaults for them.
     """
-    foreign = [o for o in overrides if not o.lstrip("+").startswith(RESUMABLE_PREFIXES)]
+    foreign = [o for o in overrides if not resumable(o)]
     if foreign:
         raise GenrunError(
             f"resume continues the saved run, so only trainer.*, eval.*, metrics and features may change; "
@@ -60,14 +67,11 @@ def primary_value(metrics: dict[str, Any]) -> float:
 ATTEMPTS = {"completed before, skipped": 0, "continued from a checkpoint": 0}  # this process's jobs
 
 
-HOW_NOT_WHAT = ("resume", "monitor", "trainer", "eval", "metrics", "features")  # a resume may change these
-
-
 def comparable(config: Any) -> Any:
     """What decides whether two attempts are the same run: the resolved config without the keys a
     resume may change (trainer.*, how the run is measured), as `genrun resume=` would allow."""
     plain = OmegaConf.to_container(config, resolve=True, enum_to_str=True) if OmegaConf.is_config(config) else dict(config)
-    return {k: v for k, v in plain.items() if k not in HOW_NOT_WHAT}
+    return {k: v for k, v in plain.items() if k not in MAY_CHANGE_ON_RESUME}
 
 
 def saved_metrics(run_dir: Path) -> dict[str, Any] | None:
@@ -86,13 +90,13 @@ def earlier_attempt(cfg: DictConfig, run_dir: Path) -> tuple[str, Any]:
     it stopped. A folder holding another config's run starts afresh (with a warning)."""
     import logging
 
-    from genrun.engine.checkpoint import load_checkpoint
+    from genrun.run_state import read_checkpoint
 
     last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():
         return "none", None
     try:
-        checkpoint = load_checkpoint(last)
+        checkpoint = read_checkpoint(last)
     except GenrunError as exc:
         logging.getLogger("genrun").warning("%s; starting the run afresh", exc)
         return "none", None
@@ -123,8 +127,8 @@ def hydra_job(cfg: DictConfig) -> float:
     attempt of the same job in that folder is continued, or skipped when it completed."""
     import logging
 
-    from genrun.engine.checkpoint import load_checkpoint
     from genrun.paths import find_checkpoint
+    from genrun.run_state import read_checkpoint
     from genrun.train import run
 
     hydra_cfg = HydraConfig.get()
@@ -132,7 +136,7 @@ def hydra_job(cfg: DictConfig) -> float:
     checkpoint = None
     try:
         if cfg.get("resume"):
-            checkpoint = load_checkpoint(find_checkpoint(cfg.resume))
+            checkpoint = read_checkpoint(find_checkpoint(cfg.resume))
             cfg = resume_config(checkpoint["config_raw"], list(hydra_cfg.overrides.task), str(cfg.resume))
             if hydra_cfg.output_subdir:  # record what this resume actually ran with
                 OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")

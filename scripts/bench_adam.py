@@ -17,11 +17,11 @@ import time
 import torch
 from hydra import compose, initialize_config_module
 
+from genrun.build import build_data, build_pipeline
 from genrun.config import register
 from genrun.data.bundle import Batches
 from genrun.engine.updates import train_step
 from genrun.pipelines.base import Pipeline
-from genrun.train import build_data, build_pipeline
 
 VARIANTS = {"loop": ["optimizer.fused=false"], "foreach": ["optimizer.fused=false"], "fused": ["optimizer.fused=true"]}
 ROLES = ("generator", "discriminator")

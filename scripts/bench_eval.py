@@ -11,7 +11,8 @@ Cases, each on an untrained model (the cost does not depend on the weights):
     (the literature's figure, timed on 36 examples and scaled);
   * Inception-v3 features (torch-fidelity, random weights: the cost is the same), per image on
     200 images, scaled to 10,000 (5,000 generated + 5,000 real), when torch-fidelity is installed.
-Run it alone: two torch processes on 2 cores slow each other several-fold.
+Run it alone: two torch processes on 2 cores slow each other several-fold. The evaluation's share
+of whole runs (cold and warm cache) is scripts/bench_eval_share.py.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def compose(*overrides: str):
 
 
 def built(*overrides: str):
-    from genrun.train import build_data, build_evaluator, build_pipeline
+    from genrun.build import build_data, build_evaluator, build_pipeline
 
     cfg = compose(*overrides)
     device = torch.device("cpu")
@@ -54,7 +55,7 @@ def timed(fn) -> tuple[object, float]:
 def metric_rows(case: str, evaluator: Evaluator, pipeline, data) -> list[tuple[str, str, str, float]]:
     """One row per metric: its own time, with the samples and their features computed before."""
     evaluator.prepare(data)
-    ctx = evaluator.context(pipeline, data)
+    ctx = evaluator.context(pipeline, data, "test")
     rows = []
     _, t = timed(lambda: ctx.fake)
     rows.append((case, "draw samples", f"{evaluator.n_fake}", t))
@@ -81,7 +82,7 @@ def default_job_rows() -> list[tuple[str, str, str, float]]:
         rows = [("digits (default job)", "classifier: train, empty cache (+ real features)", "1438", cold),
                 ("digits (default job)", "classifier: load, warm cache (+ real features)", "1438", warm)]
         rows += metric_rows("digits (default job)", evaluator, pipeline, data)
-        evaluator._floor = None
+        evaluator._floors = {}
         result, total = timed(lambda: evaluator(pipeline, data))
         rows.append(("digits (default job)", "whole evaluation incl. floor (warm cache)", "5000", total))
     return rows

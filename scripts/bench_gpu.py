@@ -80,7 +80,7 @@ def genrun_step(args: argparse.Namespace, device: torch.device, data: torch.Tens
             net.to(memory_format=torch.contiguous_format)
     batches = Batches(DataBundle(train=data, pixels=(-1.0, 1.0)), args.batch, device, seed=0)
     updater = Updater(device, precision)
-    return lambda: updater.step(pipeline, batches)
+    return lambda: updater.step(pipeline, batches, 1)  # every phase runs at every step here
 
 
 def timed(step: Callable[[], None], steps: int, batch: int, device: torch.device) -> tuple[float, float]:

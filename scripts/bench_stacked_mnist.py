@@ -54,7 +54,7 @@ def compose(overrides: list[str]):
 
 def train_and_score(name: str, base: list[str], budget: float, n: int, device: torch.device) -> dict:
     """Train `name` until `budget` CPU-seconds are spent, then score n samples."""
-    from genrun.train import build_data, build_pipeline
+    from genrun.build import build_data, build_pipeline
 
     cfg = compose(["model=dcgan", "dataset=stacked_mnist", *base, *METHODS[name]])
     torch.manual_seed(int(cfg.trainer.seed))

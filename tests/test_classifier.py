@@ -10,11 +10,18 @@ import torch
 
 from genrun.data.bundle import DataBundle
 from genrun.data.digits import load_digits
+from genrun.errors import GenrunError
 from genrun.metrics import classifier as clf
 from genrun.metrics.base import EvalContext
 from genrun.metrics.classes import ClassifierIS, ClassKL, inception_score
 from genrun.metrics.classifier import ClassifierFeatures, ClassifierSettings
-from genrun.metrics.stacked import StackedModes, channel_digits, mode_counts_metrics
+from genrun.metrics.stacked import (
+    ChannelClassifierFeatures,
+    StackedModes,
+    channel_digits,
+    mode_counts_metrics,
+    mode_logits,
+)
 from genrun.train import run
 from tests.conftest import TINY, compose_config
 
@@ -109,21 +116,34 @@ def easy_one(d: int, g: torch.Generator) -> torch.Tensor:
 
 
 def test_stacked_modes_count_fabricated_samples(monkeypatch, tmp_path):
+    """The per-channel digit classifier names each sample's mode; its 1,000-way logits are the sums
+    of the channels' digit log-probabilities, so the predicted mode is the three predicted digits."""
     monkeypatch.setenv("GENRUN_CACHE", str(tmp_path))
     g = torch.Generator().manual_seed(0)
     train_x, train_y = stacked(torch.randint(10, (300, 3), generator=g), g)
     test_x, test_y = stacked(torch.randint(10, (100, 3), generator=g), g)
     data = DataBundle(train=train_x, labels=train_y, test=test_x, test_labels=test_y)
+    space = ChannelClassifierFeatures()
+    space.prepare(data, (-1.0, 1.0), torch.device("cpu"))
+    assert space.info["accuracy"] == 1.0 and space.features(test_x[:4]).shape == (4, 3 * 128)
+    assert torch.equal(space.logits(test_x).argmax(1), test_y)
     every_mode = torch.cartesian_prod(torch.arange(10), torch.arange(10), torch.arange(10))
     ten_modes = torch.tensor([[d, d, d] for d in range(10)]).repeat_interleave(100, 0)
     metric = StackedModes()
     for fake_digits, modes, kl in ((every_mode, 1000, 0.0), (ten_modes, 10, math.log(100))):
         fake, _ = stacked(fake_digits, g)
-        ctx = EvalContext(train_x, lambda f=fake: f, None, None, data, 0, value_range=(-1.0, 1.0))
+        ctx = EvalContext(train_x, lambda f=fake: f, space, None, data, 0, value_range=(-1.0, 1.0))
         assert metric.missing(ctx) is None
         result = metric(ctx)
-        assert result["modes"] == modes and result["kl"] == pytest.approx(kl, abs=1e-9)
-    assert metric.protocol()["digit_classifier"]["accuracy"] == 1.0
+        assert result["modes"] == modes and result["kl_to_uniform"] == pytest.approx(kl, abs=1e-9)
+
+
+def test_mode_logits_add_the_channels_log_probabilities():
+    lp = torch.log_softmax(torch.randn(2, 3, 10, generator=torch.Generator().manual_seed(1)), 2)
+    logits = mode_logits(lp)
+    assert logits.shape == (2, 1000)
+    assert logits[1, 907] == pytest.approx(float(lp[1, 0, 9] + lp[1, 1, 0] + lp[1, 2, 7]))
+    assert torch.allclose(logits.exp().sum(1), torch.ones(2), atol=1e-5)  # a distribution over the modes
 
 
 def test_stacked_modes_skip_other_data_and_channel_labels():
@@ -132,8 +152,12 @@ def test_stacked_modes_skip_other_data_and_channel_labels():
     assert labels.tolist() == [9, 0, 0, 4, 7, 5]
     assert mode_counts_metrics(torch.tensor([0, 0, 999]))["modes"] == 2
     digits = load_digits(8)
-    ctx = EvalContext(digits.train, lambda: digits.train, None, None, digits, 0)
-    assert "not stacked MNIST" in StackedModes().missing(ctx)
+    with pytest.raises(GenrunError, match="features=channel_classifier needs stacked MNIST"):
+        ChannelClassifierFeatures().prepare(digits, (-1.0, 1.0), torch.device("cpu"))
+    space = ClassifierFeatures()
+    space.prepare(digits, (-1.0, 1.0), torch.device("cpu"))
+    ctx = EvalContext(digits.train, lambda: digits.train, space, None, digits, 0)
+    assert "per-channel digit classifier" in StackedModes().missing(ctx)
 
 
 @pytest.mark.trains

@@ -88,7 +88,7 @@ def test_genrun_sample_of_a_2d_run_is_an_n_by_2_array(tmp_path):
     run = tmp_path / "toy"
     run_cli("model=gan", "dataset=ring8", *FAST, f"hydra.run.dir={run}", cwd=tmp_path, check=True)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert {"modes", "hq", "rkl"} <= set(metrics) and metrics["primary"] == "rkl"
+    assert {"modes", "hq", "kl_to_uniform"} <= set(metrics) and metrics["primary"] == "kl_to_uniform"
     run_cli(f"run={run / 'checkpoints' / 'last.pt'}", "n=100", f"out={tmp_path / 'p.npy'}",
             entry="genrun-sample", cwd=tmp_path, check=True)
     assert np.load(tmp_path / "p.npy").shape == (100, 2)

@@ -10,8 +10,8 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class
 from omegaconf.errors import ValidationError
 
+from genrun.build import build, build_data, build_pipeline, check_model_accepts_loss, losses_of_kind
 from genrun.errors import GenrunError
-from genrun.train import build, build_data, build_pipeline, check_model_accepts_loss, losses_of_kind
 from tests.conftest import compose_config
 
 
@@ -115,7 +115,7 @@ def test_a_mistyped_key_inside_a_target_lists_the_valid_values(overrides, messag
 
 
 def test_every_packaged_model_passes_the_target_check():
-    from genrun.train import check_target_choices
+    from genrun.build import check_target_choices
 
     for entry in files("genrun.configs").joinpath("model").iterdir():
         if entry.name.endswith(".yaml"):

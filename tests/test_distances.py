@@ -59,6 +59,20 @@ def test_mmd2_unbiased_is_the_hand_computed_sum():
     assert mmd2_unbiased(x, y).item() == pytest.approx(within_x + within_y - 2 * across, rel=1e-12)
 
 
+def test_kid_std_is_the_population_std_over_subsets_as_in_torch_fidelity():
+    """torch-fidelity reports np.std of the subsets' MMD^2 (N in the denominator): with two subsets
+    that is |v1 - v2| / 2, not the sample std's |v1 - v2| / sqrt(2)."""
+    real = torch.randn(40, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
+    fake = torch.randn(50, 3, generator=torch.Generator().manual_seed(1), dtype=F64) + 0.3
+    g = torch.Generator().manual_seed(7)
+    values = [mmd2_unbiased(real[torch.randperm(40, generator=g)[:20]], fake[torch.randperm(50, generator=g)[:20]])
+              for _ in range(2)]
+    mean, std = kid(real, fake, subsets=2, subset_size=20, seed=7)
+    assert mean == pytest.approx(float(sum(values)) / 2, rel=1e-12)
+    assert std == pytest.approx(abs(float(values[0] - values[1])) / 2, rel=1e-12)
+    assert std == pytest.approx(float(np.std([float(v) for v in values])), rel=1e-12)
+
+
 def test_kid_is_unbiased_for_equal_distributions_and_positive_otherwise():
     g = torch.Generator().manual_seed(1)
     same = [kid(torch.randn(300, 8, generator=g), torch.randn(300, 8, generator=g), subsets=20, subset_size=100,

@@ -137,11 +137,11 @@ def test_stop_signals_set_a_flag_and_restore_handlers(sig, code):
 def test_mode_metrics_on_perfect_collapsed_and_bad_samples():
     modes = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
     perfect = modes.repeat(250, 1) + 0.001
-    assert mode_metrics(perfect, modes, 0.05) == {"modes": 4, "hq": 100.0, "rkl": pytest.approx(0.0, abs=1e-12)}
+    assert mode_metrics(perfect, modes, 0.05) == {"modes": 4, "hq": 100.0, "kl_to_uniform": pytest.approx(0.0, abs=1e-12)}
     collapsed = torch.cat([modes[:1].repeat(500, 1), torch.full((500, 2), 1.0)])
     m = mode_metrics(collapsed, modes, 0.05)
-    assert m["modes"] == 1 and m["hq"] == 50.0 and m["rkl"] == pytest.approx(math.log(4))
-    assert mode_metrics(torch.full((10, 2), math.nan), modes, 0.05) == {"modes": 0, "hq": 0.0, "rkl": None}
+    assert m["modes"] == 1 and m["hq"] == 50.0 and m["kl_to_uniform"] == pytest.approx(math.log(4))
+    assert mode_metrics(torch.full((10, 2), math.nan), modes, 0.05) == {"modes": 0, "hq": 0.0, "kl_to_uniform": None}
 
 
 def test_batches_resume_at_the_same_position_across_epochs():

@@ -19,7 +19,7 @@ from tests.conftest import run_cli, tiny_overrides
 def sweep(tmp_path_factory) -> Path:
     """A 2-job multirun sweep (seeds 0 and 1) of a tiny GAN on ring8 that evaluates every 2 steps."""
     folder = tmp_path_factory.mktemp("sweep") / "multirun"
-    run_cli("-m", *tiny_overrides("gan", "dataset=ring8", "trainer.max_steps=4", "trainer.eval_every=2",
+    run_cli("-m", *tiny_overrides("gan", "dataset=ring8", "trainer.max_steps=4", "trainer.eval_every=2", "eval.best_by=fid",
                                   "trainer.seed=0,1"), f"hydra.sweep.dir={folder}", cwd=folder.parent, check=True)
     return folder
 

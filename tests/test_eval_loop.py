@@ -19,7 +19,8 @@ from tests.conftest import compose_config, tiny_overrides
 from tests.test_training import assert_bitwise_equal
 
 # the generator has BatchNorm; with an EMA, sampling re-estimates the EMA copy's statistics
-RING = tiny_overrides("gan", "dataset=ring8", "trainer.ema=0.9", "trainer.sample_every=100", "trainer.log_every=2")
+RING = tiny_overrides("gan", "dataset=ring8", "trainer.ema=0.9", "trainer.sample_every=100", "trainer.log_every=2",
+                      "metrics=[fid,kid,pr]")
 STATE = ("pipeline", "updater", "rng", "data", "sample_noise")
 
 
@@ -46,7 +47,7 @@ def test_evaluating_every_2_steps_leaves_training_bit_identical_and_keeps_the_be
     fid = eval_scalars(evaluated / "tb", "eval/fid")
     assert sorted(fid) == [2, 4, 6] and sorted(eval_scalars(evaluated / "tb", "eval/recall")) == [2, 4, 6]
     best_step = min(fid, key=fid.get)
-    assert metrics["best"] == {"key": "fid", "value": pytest.approx(fid[best_step]), "step": best_step}
+    assert metrics["best"] == {"key": "fid", "value": pytest.approx(fid[best_step]), "step": best_step, "split": "test"}
     best = load_checkpoint(evaluated / "checkpoints" / "best.pt")
     assert best["step"] == best_step and best["best"]["step"] == best_step
     assert set(best) == set(load_checkpoint(evaluated / "checkpoints" / "last.pt"))  # a full training state
@@ -77,7 +78,7 @@ def test_a_resumed_run_compares_against_the_saved_best(tmp_path):
     assert half["best"]["key"] == "fid" and half["best"]["step"] == 2
     half["best"]["value"] = -1.0  # no later FID can beat it
     metrics = run(resume_config(half["config_raw"], ["trainer.max_steps=4"], str(tmp_path)), tmp_path, half)
-    assert metrics["best"] == {"key": "fid", "value": -1.0, "step": 2}
+    assert metrics["best"] == {"key": "fid", "value": -1.0, "step": 2, "split": "test"}
     assert load_checkpoint(tmp_path / "checkpoints" / "best.pt")["step"] == 2
 
 
@@ -89,15 +90,15 @@ def test_an_unknown_best_by_fails_at_start_up_listing_the_keys(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def evaluation(values: dict, skipped: tuple[str, ...] = ()) -> Evaluation:
-    return Evaluation(values=values, skipped=dict.fromkeys(skipped, "why"))
+def evaluation(values: dict, skipped: tuple[str, ...] = (), first_key: str | None = "fid") -> Evaluation:
+    return Evaluation(values=values, skipped=dict.fromkeys(skipped, "why"), first_key=first_key)
 
 
 def test_best_tracker_follows_each_keys_direction_and_skips_missing_values():
     directions = {"fid": {"fid": "lower"}, "pr": {"precision": "higher", "recall": "higher"}}
     auto = BestTracker("auto", directions, "setup")
     # auto: the first key of the first metric that ran (fid was skipped at step 1)
-    assert auto.offer(1, evaluation({"precision": 0.5}, skipped=("fid",)))
+    assert auto.offer(1, evaluation({"precision": 0.5}, skipped=("fid",), first_key="precision"))
     assert auto.best.key == "precision" and not auto.offer(2, evaluation({"fid": 0.1, "precision": 0.4}))
     higher = BestTracker("recall", directions, "setup")
     offers = [higher.offer(s, evaluation({"recall": v})) for s, v in ((1, 0.2), (2, None), (3, 0.1), (4, 0.3))]
@@ -124,10 +125,10 @@ def test_a_checkpoint_from_before_evaluation_resumes_with_todays_defaults(tmp_pa
         for group in ("eval", "metrics", "features"):
             del config[group]
     cfg = resume_config(old["config_raw"], ["trainer.max_steps=4", "trainer.eval_every=2", "eval.n_fake=100",
-                                            "eval.n_real=100"], str(tmp_path))
+                                            "eval.n_real=100", "eval.best_by=fid"], str(tmp_path))
     defaults = compose_config().metrics
-    assert sorted(cfg.metrics) == sorted(defaults) and cfg.features._target_.endswith("AutoFeatures")
-    assert (cfg.eval.n_fake, cfg.eval.n_real, cfg.eval.seed, cfg.eval.best_by) == (100, 100, 0, "auto")
+    assert sorted(cfg.metrics) == sorted(defaults) == ["auto"] and cfg.features._target_.endswith("AutoFeatures")
+    assert (cfg.eval.n_fake, cfg.eval.n_real, cfg.eval.seed, cfg.eval.best_by) == (100, 100, 0, "fid")
     metrics = run(cfg, tmp_path, old)
     assert metrics["step"] == 4 and metrics["best"]["step"] in (2, 4) and math.isfinite(metrics["fid"])
     assert metrics["protocol"]["n_fake"] == 100

@@ -8,7 +8,8 @@ from importlib.resources import files
 import pytest
 import torch
 
-from genrun.train import build_pipeline, run
+from genrun.build import build_pipeline
+from genrun.train import run
 from tests.conftest import compose_config
 
 EXPERIMENTS = sorted(e.name[: -len(".yaml")] for e in files("genrun.configs").joinpath("experiment").iterdir()
@@ -58,4 +59,4 @@ def test_toy_presets_train_a_few_steps(tmp_path, name):
     metrics = run(cfg, tmp_path)
     assert metrics["step"] == 2
     assert math.isfinite(metrics["loss/d"]) and math.isfinite(metrics["loss/g"])
-    assert {"modes", "hq", "rkl"} <= set(metrics) and 0 <= metrics["hq"] <= 100
+    assert {"modes", "hq", "kl_to_uniform"} <= set(metrics) and 0 <= metrics["hq"] <= 100

@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from genrun.build import build_data, build_pipeline
 from genrun.losses.elbo import ELBO, importance_weighted_bound
 from genrun.pipelines.vae import VAEPipeline
-from genrun.train import build_data, build_pipeline, run
+from genrun.train import run
 from tests.conftest import compose_config
 
 CPU = torch.device("cpu")
@@ -43,7 +44,7 @@ class Linear(nn.Module):
 
 
 def linear_gaussian_vae(w: float, sigma: float) -> VAEPipeline:
-    sgd = {role: lambda params: torch.optim.SGD(params, lr=0.0) for role in ("encoder", "generator")}
+    sgd = {role: lambda params: torch.optim.SGD(params, lr=0.0) for role in ("encoder", "decoder")}
     pipeline = VAEPipeline(ExactPosterior(w, sigma), Linear(w), ELBO(), sgd, CPU, z_dim=1, likelihood="gaussian")
     with torch.no_grad():
         pipeline.log_scale.value.fill_(math.log(sigma))
@@ -107,3 +108,22 @@ def test_families_without_a_bound_skip_it_with_the_reason(tmp_path):
     metrics = run(cfg, tmp_path)
     assert "iwae" not in metrics and "fid" in metrics
     assert "no likelihood bound" in metrics["protocol"]["skipped"]["iwae"]
+
+
+@pytest.mark.trains
+def test_checkpoints_are_chosen_on_the_validation_split_and_the_test_split_reports(tmp_path):
+    """experiment=vae_mnist picked best.pt by IWAE on the split it then reported; with a validation
+    split held out of training, selection reads it and the reported numbers read the test split."""
+    preset = compose_config("experiment=vae_mnist")
+    assert preset.eval.best_by == "iwae" and preset.dataset.validation > 0
+    cfg = compose_config("model=vae", "trainer=debug", "trainer.max_steps=4", "trainer.eval_every=2", "eval=debug",
+                         "dataset.binarize=dynamic", "dataset.validation=100", "eval.best_by=iwae", "metrics=[iwae]",
+                         "model.encoder.width=8", "model.decoder.width=8")
+    data = build_data(cfg)
+    assert len(data.validation) == 100 and len(data.train) == 1438 - 100
+    assert not any(torch.equal(v, t) for v in data.validation[:5] for t in data.train)  # held out of training
+    metrics = run(cfg, tmp_path)
+    assert metrics["best"]["split"] == "validation" and metrics["best"]["key"] == "iwae"
+    assert metrics["protocol"]["held_out_split"] == "test"
+    assert metrics["protocol"]["metrics"]["iwae"]["split"] == "test"
+    assert metrics["protocol"]["metrics"]["iwae"]["examples"] == min(200, len(data.test))

@@ -162,6 +162,24 @@ def test_continuous_bernoulli_is_a_density_with_its_mean(eta):
     assert continuous_bernoulli_log_norm(torch.tensor([0.0])).item() == pytest.approx(math.log(2), abs=1e-6)
 
 
+@pytest.mark.parametrize("eta", [1e-4, 1e-3, 0.05, 0.0999, 0.1001, 0.5, -0.3, 3.0])
+def test_continuous_bernoulli_normaliser_and_its_gradient_near_one_half(eta):
+    """In float32 its gradient is eta/6 near 0 (it was 0 at eta = 1e-4), as torch's own
+    ContinuousBernoulli computes it, and both sides of the series' boundary agree."""
+    logits = torch.tensor([eta], dtype=torch.float32, requires_grad=True)
+    continuous_bernoulli_log_norm(logits).sum().backward()
+    reference = torch.tensor([eta], dtype=torch.float64, requires_grad=True)
+    exact = torch.log(reference / torch.tanh(reference / 2))
+    exact.sum().backward()
+    assert logits.grad.item() == pytest.approx(reference.grad.item(), rel=1e-3, abs=1e-9)
+    assert continuous_bernoulli_log_norm(logits.detach()).item() == pytest.approx(exact.item(), abs=1e-6)
+    torch_cb = torch.distributions.ContinuousBernoulli(logits=logits.detach().clone().requires_grad_(True))
+    log_c = torch_cb.log_prob(torch.tensor([0.5])) - torch_cb.logits * 0.5 + torch.nn.functional.softplus(torch_cb.logits)
+    assert log_c.item() == pytest.approx(exact.item(), abs=1e-5)
+    if abs(eta) < 1e-3:
+        assert logits.grad.item() == pytest.approx(eta / 6, rel=1e-3)
+
+
 def test_continuous_bernoulli_mean_near_zero_follows_its_series():
     # E[x] = 1 / (1 - e^-eta) - 1 / eta = 1/2 + eta/12 - eta^3/720 + ...: both branches agree at the switch (1e-2)
     eta = torch.tensor([-9e-3, -1e-3, 0.0, 5e-3, 9.99e-3, 1.001e-2, 0.03], dtype=torch.float64)

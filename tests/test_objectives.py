@@ -9,6 +9,7 @@ import torch
 from hydra.errors import ConfigCompositionException
 from torch import nn
 
+from genrun.build import build, build_pipeline, losses_of_kind
 from genrun.engine.checkpoint import load_checkpoint
 from genrun.errors import GenrunError
 from genrun.losses import fgan
@@ -35,7 +36,7 @@ from genrun.losses.fgan import (
     log1mexp_from_log,
     wright_omega,
 )
-from genrun.train import build, build_pipeline, losses_of_kind, run
+from genrun.train import run
 from tests.conftest import compose_config
 
 F64 = torch.float64

@@ -218,16 +218,29 @@ def test_rich_table_on_a_terminal(sweep, capsys, monkeypatch):
     assert BOX & set(out) and "3 of 3 runs under" in out
 
 
-def test_directions_agree_with_the_metric_classes():
-    import genrun.metrics.quality  # noqa: F401  (defines the metric classes)
-    from genrun.metrics.base import Metric
+def test_sort_directions_come_from_the_runs_and_old_runs_read_under_todays_names(tmp_path, capsys):
+    """A run says which way each of its metrics is better (metrics.json "directions"), so a metric
+    genrun-report has never heard of sorts best first; a run written before that, with the old
+    key rkl, is read as kl_to_uniform with the directions metrics had then."""
+    new = done(kl_to_uniform=0.2, novelty=5.0, directions={"kl_to_uniform": "lower", "novelty": "higher"})
+    make_run(tmp_path / "runs" / "new", metrics=new, log=finished_log())
+    make_run(tmp_path / "runs" / "old", metrics=done(rkl=0.1, novelty=3.0, modes=8, primary="rkl"), log=finished_log())
+    make_run(tmp_path / "runs" / "older", metrics=done(rkl=0.3, modes=7), log=finished_log())
+    _, rows = report(str(tmp_path / "runs"), "--sort", "novelty", capsys=capsys)
+    assert [r["folder"] for r in rows] == ["new", "old", "older"]  # higher first, the run without it last
+    _, rows = report(str(tmp_path / "runs"), "--sort", "kl_to_uniform", capsys=capsys)
+    assert [r["folder"] for r in rows] == ["old", "new", "older"] and rows[0]["kl_to_uniform"] == 0.1
+    _, rows = report(str(tmp_path / "runs"), "--sort", "modes", capsys=capsys)
+    assert [r["folder"] for r in rows] == ["old", "older", "new"]  # an old run's modes: higher is better
+    assert read_run(tmp_path / "runs" / "old").primary == "kl_to_uniform"
+    assert direction("best/novelty", {"novelty": "higher"}) == "higher" and direction("x", {}) == ""
 
-    def subclasses(cls: type) -> list[type]:
-        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
 
-    declared = {key: way for cls in subclasses(Metric) for key, way in cls.better.items()}
-    assert declared and {key: direction(key) for key in declared} == declared
-    assert direction("loss/g") == "lower" and direction("code_accuracy") == "higher" and direction("best/fid") == "lower"
+def test_a_real_runs_metrics_json_names_every_metrics_direction(real_sweep):
+    metrics = json.loads((next(real_sweep.rglob("metrics.json"))).read_text())
+    assert metrics["directions"]["fid"] == "lower" and metrics["directions"]["kl_to_uniform"] == "lower"
+    assert metrics["directions"]["modes"] == "higher" and metrics["directions"]["steps_per_s"] == "higher"
+    assert {k for k in metrics["directions"]} >= {"fid", "kid", "precision", "recall", "modes", "hq"}
 
 
 def test_genrun_report_answers_without_importing_torch(tmp_path):

@@ -7,7 +7,8 @@ from importlib.resources import files
 import pytest
 
 from genrun.errors import GenrunError
-from genrun.schema import Range, check_ranges, source_key, undeclared_numeric_keys
+from genrun.ranges import Range
+from genrun.schema import check_ranges, source_key, undeclared_numeric_keys
 from tests.conftest import compose_config
 
 # Settings another option needs to compose and build (a family with its data, a root folder).
@@ -59,7 +60,7 @@ OUT_OF_RANGE = [
     (["model.generator.width=2.5"], "model.generator.width=2.5: must be a positive integer (>= 1)"),
     (["trainer.ema=1.0"], "trainer.ema=1.0: must be a finite number in [0, 1)"),
     (["eval.n_fake=0"], "eval.n_fake=0: must be a positive integer (>= 1)"),
-    (["metrics.kid.subsets=0"], "metrics.kid.subsets=0: must be a positive integer (>= 1)"),
+    (["metrics=[kid]", "metrics.kid.subsets=0"], "metrics.kid.subsets=0: must be a positive integer (>= 1)"),
     (["model=mine", "dataset=gaussians_corr", "dataset.rho=1.0"], "dataset.rho=1.0: must be a finite number in (-1, 1)"),
     (["model=vae", "loss.beta=-1"], "loss.beta=-1: must be a finite number >= 0"),
     (["model=gan", "+mine=dv", "model.regularizers.mine.beta=-2"], "model.regularizers.mine.beta=-2: must be"),

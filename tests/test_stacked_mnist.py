@@ -74,10 +74,12 @@ def test_bad_sizes_and_splits_are_one_line(mnist_root):
 def test_a_tiny_dcgan_trains_on_it_and_counts_its_modes(mnist_root, tmp_path):
     cfg = compose_config("dataset=stacked_mnist", f"dataset.root={mnist_root}", "dataset.size=64",
                          "dataset.test_size=32", "dataset.image_size=16", "trainer=debug", "trainer.batch_size=8",
-                         "eval=debug", "metrics=[stacked_modes]", "model.generator.width=8",
-                         "model.discriminator.width=8")
+                         "eval=debug", "model.generator.width=8", "model.discriminator.width=8")
     run(cfg, tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert 1 <= metrics["modes"] <= 200 and metrics["kl"] >= 0  # 200 samples (eval=debug)
+    assert 1 <= metrics["modes"] <= 200 and metrics["kl_to_uniform"] >= 0  # 200 samples (eval=debug)
     assert metrics["floor"]["modes"] >= 1
-    assert metrics["protocol"]["metrics"]["stacked_modes"]["digit_classifier"]["train_examples"] == 3 * 64
+    # the dataset's defaults: its mode metrics, in the per-channel digit classifier's space
+    assert metrics["primary"] == "kl_to_uniform" and {"fid", "precision"} <= set(metrics)
+    features = metrics["protocol"]["features"]
+    assert features["name"] == "channel_classifier" and features["train_examples"] == 3 * 64

@@ -140,8 +140,8 @@ def test_an_optuna_study_of_three_trials_on_ring8_finds_its_best(tmp_path):
 
     result = yaml.safe_load((study / "optimization_results.yaml").read_text())
     assert set(result["best_params"]) == {"optimizer.lr", "trainer.n_critic", "model.generator.width"}
-    rkl = [json_of(study / str(i)).get("rkl") for i in range(3)]
-    assert result["best_value"] == pytest.approx(min(v for v in rkl if v is not None))
+    kl = [json_of(study / str(i)).get("kl_to_uniform") for i in range(3)]
+    assert result["best_value"] == pytest.approx(min(v for v in kl if v is not None))
     run_cli(*args, f"hydra.sweep.dir={tmp_path / 'more'}", cwd=tmp_path, check=True)  # continues the stored study
     import optuna
 

@@ -10,6 +10,7 @@ import torch
 from hydra.errors import ConfigCompositionException
 from torch import nn
 
+from genrun.arguments import parse_args
 from genrun.engine.checkpoint import load_checkpoint
 from genrun.engine.updates import Updater, train_step
 from genrun.errors import GenrunError
@@ -18,7 +19,8 @@ from genrun.losses.penalties import gradient_penalty
 from genrun.nets import conv, mlp
 from genrun.nets.layers import MinibatchDiscrimination
 from genrun.pipelines.gan import GANPipeline, feature_matching_loss, pack_samples
-from genrun.sample import load_run, parse_args, sample_command
+from genrun.sample import KEYS, USAGE, sample_command
+from genrun.saved_runs import load_run
 from genrun.schema import check_ranges
 from genrun.train import run
 from tests.conftest import compose_config, run_cli, tiny_overrides
@@ -325,6 +327,6 @@ def test_genrun_sample_ema_true_on_a_run_without_ema_is_an_error(tmp_path):
     with pytest.raises(GenrunError, match="ema=true but the run at .* kept no EMA weights"):
         sample_command(str(tmp_path), n=4, out=str(tmp_path / "x.pt"), ema=True)
     assert sample_command(str(tmp_path), n=4, out=str(tmp_path / "x.pt"), ema=False).exists()
-    assert parse_args(["run=x", "ema=FALSE"])["ema"] is False
+    assert parse_args(["run=x", "ema=FALSE"], KEYS, USAGE)["ema"] is False
     with pytest.raises(GenrunError, match="ema='maybe' is not a valid boolean"):
-        parse_args(["run=x", "ema=maybe"])
+        parse_args(["run=x", "ema=maybe"], KEYS, USAGE)

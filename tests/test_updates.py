@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from genrun.build import build_data, build_pipeline
 from genrun.data.bundle import Batches
 from genrun.engine.updates import Updater
 from genrun.errors import GenrunError
-from genrun.train import build_data, build_pipeline, run
+from genrun.train import run
 from tests.conftest import compose_config
 from tests.test_families import tiny
 
@@ -90,10 +91,10 @@ def test_bf16_really_autocasts_and_moves_the_loss():
     handle = pipeline.discriminator.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
     batches = Batches(build_data(cfg), 8, torch.device("cpu"), 0)
     updater = Updater("cpu", "bf16")
-    first = updater.step(pipeline, batches)["loss/d"].item()
+    first = updater.step(pipeline, batches, 1)["loss/d"].item()
     handle.remove()
     assert torch.bfloat16 in seen
-    later = [updater.step(pipeline, batches)["loss/d"].item() for _ in range(5)]
+    later = [updater.step(pipeline, batches, step)["loss/d"].item() for step in range(2, 7)]
     assert all(math.isfinite(v) for v in later) and any(v != first for v in later)
 
 
@@ -172,3 +173,61 @@ def test_an_fp16_phase_that_keeps_skipping_says_so(caplog):
             updater.scaled_step("D", scaler, [torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)])
     warnings = [r.getMessage() for r in caplog.records if "skipped its last" in r.getMessage()]
     assert len(warnings) == 1 and "the D phase skipped its last 20 steps" in warnings[0]
+
+
+class LinearCritic(torch.nn.Module):
+    """V(x) = w . x: its input gradient is w everywhere, so R1 = E ||grad_x V||^2 = ||w||^2."""
+
+    pack = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([[0.6], [-0.8]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.w
+
+
+def linear_gan(r1_every: int, gamma: float = 2.0, lr: float = 0.1):
+    from functools import partial
+
+    from genrun.losses.adversarial import NonSaturating
+    from genrun.pipelines.gan import GANPipeline
+
+    sgd = partial(torch.optim.SGD, lr=lr)
+    return GANPipeline(torch.nn.Linear(4, 2), LinearCritic(), NonSaturating(r1_gamma=gamma, r1_every=r1_every),
+                       {"generator": sgd, "discriminator": sgd}, z_dim=4)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_lazy_r1_runs_every_kth_step_with_its_weight_times_k(k):
+    """Karras et al. 2020, sec. 3.1: the R1 phase runs on steps k, 2k, ... and minimises
+    k * gamma/2 * ||w||^2, so SGD moves w by -lr * k * gamma * w in that phase."""
+    gamma, lr = 2.0, 0.1
+    pipeline = linear_gan(k, gamma, lr)
+    names = [phase.name for phase in pipeline.phases]
+    assert names == ["D", "Dreg", "G"]
+    lazy = pipeline.phases[1]
+    assert lazy.every == k and [s for s in range(1, 2 * k + 1) if lazy.runs_at(s)] == [k, 2 * k]
+    batch = {"x": torch.randn(16, 2)}
+    w = pipeline.discriminator.w.detach().clone()
+    scalars = Updater().update(pipeline, lazy, batch)
+    assert float(scalars["r1"]) == pytest.approx(k * gamma / 2 * float(w.pow(2).sum()), rel=1e-6)
+    assert torch.allclose(pipeline.discriminator.w, w * (1 - lr * k * gamma), atol=1e-7)
+    assert set(Updater().step(pipeline, lambda: {"x": torch.randn(16, 2)}, k - 1)) == {"loss/d", "loss/g"}
+    assert "r1" in Updater().step(pipeline, lambda: {"x": torch.randn(16, 2)}, k)
+
+
+def test_r1_with_every_critic_update_stays_in_the_critic_phase():
+    pipeline = linear_gan(1)
+    assert [phase.name for phase in pipeline.phases] == ["D", "G"]
+    w = pipeline.discriminator.w.detach().clone()
+    loss, scalars = pipeline.phases[0].objective({"x": torch.randn(16, 2)})
+    assert float(scalars["r1"]) == pytest.approx(float(w.pow(2).sum()), rel=1e-6)  # gamma/2 = 1
+
+
+def test_a_bad_r1_interval_is_one_clear_error():
+    from genrun.losses.adversarial import NonSaturating
+
+    with pytest.raises(GenrunError, match=r"loss.r1_every=0: must be an integer >= 1"):
+        NonSaturating(r1_gamma=1.0, r1_every=0)

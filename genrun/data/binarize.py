@@ -4,7 +4,7 @@ log-likelihood is a log-probability of the data and ELBOs in nats compare with t
 `static` draws once with a fixed seed (the training set becomes a fixed binary set); `dynamic`
 draws afresh for every batch (Burda et al. 2016, sec. 5), from the run's RNG so a resumed run
 draws the same pixels. Either way the held-out split is binarised once, so evaluations of one
-run and of different runs see the same binary test set.
+run and of different runs see the same binary test set (and validation set).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from genrun.data.bundle import DataBundle, bernoulli_pixels
 from genrun.errors import GenrunError
 
 MODES = ("none", "static", "dynamic")
-HELD_OUT_SEED = 1  # the fixed draw of the held-out split (and of a static training set: seed 0)
+HELD_OUT_SEED = 1  # the fixed draw of the held-out split (a static training set: seed 0)
+VALIDATION_SEED = 2  # the fixed draw of the validation split
 
 
 class BinarizedDataset(Dataset):
@@ -60,4 +61,5 @@ def binarize(data: DataBundle, mode: str, value_range: Sequence[float] | None) -
     decode = data.decode
     train = data.train if mode == "dynamic" else binarized_split(data.train, low, high, 0, decode)
     return replace(data, train=train, test=binarized_split(data.test, low, high, HELD_OUT_SEED, decode),
-                   binarize=mode, value_range=(low, high), pixels=data.pixels if mode == "dynamic" else None)
+                   validation=binarized_split(data.validation, low, high, VALIDATION_SEED, decode), binarize=mode,
+                   value_range=(low, high), pixels=data.pixels if mode == "dynamic" else None)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from genrun.errors import GenrunError
 
@@ -19,13 +19,17 @@ class DataBundle:
     """A training set plus what metrics need to know about it.
 
     `train` is either a tensor of examples (small data: kept on the device, indexed directly)
-    or a torch Dataset of (x, y) pairs (image data: read through a DataLoader).
+    or a torch Dataset of (x, y) pairs (image data: read through a DataLoader). Three splits:
+    `train` trains; `validation` (optional, `dataset.validation`) is held out of training to
+    choose checkpoints by; `test` is held out for the numbers a run reports.
     """
 
     train: Tensor | Dataset
     labels: Tensor | None = None
     test: Tensor | Dataset | None = None  # held-out examples, for end-of-run metrics
     test_labels: Tensor | None = None
+    validation: Tensor | Dataset | None = None  # held out of training, for eval_every and best.pt
+    validation_labels: Tensor | None = None
     modes: Tensor | None = None  # mixture centres, for the 2D mode metrics
     sigma: float | None = None  # mixture standard deviation
     binarize: str = "none"  # none, static or dynamic (genrun.data.binarize); dynamic: Batches draws
@@ -42,10 +46,20 @@ class DataBundle:
     def __len__(self) -> int:
         return len(self.train)
 
+    def split(self, name: str) -> tuple[Tensor | Dataset | None, Tensor | None]:
+        """(examples, labels) of split `name`: train, validation or test (None where it has none)."""
+        splits = {"train": (self.train, self.labels), "validation": (self.validation, self.validation_labels),
+                  "test": (self.test, self.test_labels)}
+        if name not in splits:
+            raise GenrunError(f"split {name!r}: valid: {', '.join(splits)}")
+        return splits[name]
+
+    def has(self, split: str) -> bool:
+        return self.split(split)[0] is not None
+
     def examples(self, n: int, split: str = "train") -> Batch:
         """The first n examples of a split as a batch {"x", "y"?} (on the CPU)."""
-        data = self.train if split == "train" else self.test
-        labels = self.labels if split == "train" else self.test_labels
+        data, labels = self.split(split)
         if data is None:
             raise GenrunError(f"this dataset has no {split} split")
         n = min(n, len(data))
@@ -59,6 +73,26 @@ class DataBundle:
         if split == "train" and self.binarize == "dynamic":  # one fixed draw of what training sees
             batch["x"] = bernoulli_pixels(batch["x"], *self.value_range, torch.Generator().manual_seed(0))
         return batch
+
+
+def has_class_labels(y: Tensor | None) -> bool:
+    """Labels of at least two classes, none of them missing (-1 marks an unlabelled example)."""
+    return y is not None and bool((y >= 0).all()) and len(torch.unique(y)) >= 2
+
+
+def hold_out_validation(data: DataBundle, n: int) -> DataBundle:
+    """The bundle with the last `n` training examples moved to a validation split (0: unchanged)."""
+    if n == 0:
+        return data
+    if not 0 < n < len(data.train):
+        raise GenrunError(f"dataset.validation={n}: must be between 0 and the training split's size "
+                          f"({len(data.train)} examples) minus one")
+    keep = len(data.train) - n
+    if isinstance(data.train, Tensor):
+        labels = data.labels
+        return replace(data, train=data.train[:keep], labels=labels[:keep] if labels is not None else None,
+                       validation=data.train[keep:], validation_labels=labels[keep:] if labels is not None else None)
+    return replace(data, train=Subset(data.train, range(keep)), validation=Subset(data.train, range(keep, len(data.train))))
 
 
 def bernoulli_pixels(x: Tensor, low: float, high: float, generator: torch.Generator | None = None) -> Tensor:

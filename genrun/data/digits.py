@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
-from genrun.schema import Decay, PositiveInt
+from genrun.ranges import Decay, PositiveInt
 
 
 def load_digits(image_size: PositiveInt = 16, test_fraction: Decay = 0.2) -> DataBundle:

@@ -9,7 +9,7 @@ import torch
 
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
-from genrun.schema import Correlation, PositiveInt, Seed
+from genrun.ranges import Correlation, PositiveInt, Seed
 
 
 @dataclass

@@ -9,7 +9,7 @@ from torch import Tensor
 from genrun.data.bundle import DataBundle
 from genrun.data.vision import torchvision_dataset
 from genrun.errors import GenrunError
-from genrun.schema import OpenUnit, PositiveInt, Seed
+from genrun.ranges import OpenUnit, PositiveInt, Seed
 
 
 def stack(images: Tensor, labels: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -8,7 +8,7 @@ import torch
 
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
-from genrun.schema import Positive, PositiveInt, Seed
+from genrun.ranges import Positive, PositiveInt, Seed
 
 HELD_OUT = 10_000  # extra points drawn for held-out metrics
 

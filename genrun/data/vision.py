@@ -16,7 +16,7 @@ from torch import Tensor
 
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
-from genrun.schema import OpenUnit, PositiveInt
+from genrun.ranges import OpenUnit, PositiveInt
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 TORCHVISION_SETS = ("MNIST", "FashionMNIST", "CIFAR10")

@@ -1,9 +1,7 @@
 """Checkpoint files: a plain, versioned dict written atomically and read without pickle.
 
-Layout of a checkpoint (all values are tensors, numbers, strings, lists or dicts):
-    format, version, step, pipeline {nets, optimizers}, data {epoch, pos}, rng {...},
-    sample_noise {name: tensor}, config (resolved), config_raw (with interpolations), family,
-    best {key, value, step, setup} (the best evaluation so far: genrun.eval_loop)
+What the dict holds is the run's business (genrun.run_state, which also upgrades older
+versions); this module writes and reads the files: `format` and `version` mark them.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import torch
 from genrun.errors import GenrunError
 
 FORMAT = "genrun-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: decoders' optimizer role `decoder` (was `generator`), metric keys kl_to_uniform (were rkl, kl)
 
 
 class RecordingWriter:
@@ -116,8 +114,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise GenrunError(f"{path} is not a readable genrun checkpoint (truncated or foreign file: {first})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GenrunError(f"{path} is not a genrun checkpoint (no '{FORMAT}' format marker)")
-    if state.get("version") != VERSION:
-        raise GenrunError(f"{path} has checkpoint version {state.get('version')}; this genrun reads version {VERSION}")
+    if state.get("version") not in range(1, VERSION + 1):
+        raise GenrunError(f"{path} has checkpoint version {state.get('version')}; this genrun reads versions "
+                          f"1 to {VERSION}")
     return state
 
 

@@ -7,7 +7,9 @@ In one process (no torchrun) every function here is a no-op or returns this proc
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -16,6 +18,23 @@ from torch import Tensor
 from genrun.errors import GenrunError
 from genrun.paths import adopt_slurm_environment
 from genrun.paths import process_rank as env_rank
+
+
+class ProcessGroupLost(GenrunError):
+    """A collective failed because another process of the run ended (killed, crashed, its node lost)."""
+
+
+@contextlib.contextmanager
+def collective(what: str) -> Iterator[None]:
+    """A collective's failure (gloo: connection reset or closed by the peer; NCCL: an aborted
+    communicator) as ProcessGroupLost, one line naming the cause, not the backend's traceback."""
+    try:
+        yield
+    except RuntimeError as exc:  # torch.distributed's DistError is one too
+        if not active():
+            raise
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ProcessGroupLost(f"another process of this run ended during {what} ({cause[-160:]})") from exc
 
 
 def env_world_size() -> int:
@@ -58,8 +77,10 @@ def init_from_env(device_type: str) -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group (quietly after a lost peer: the run already said what happened)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+        with contextlib.suppress(RuntimeError):
+            torch.distributed.destroy_process_group()
 
 
 def local_device(device: torch.device) -> torch.device:
@@ -74,7 +95,8 @@ def all_reduce_(tensor: Tensor, op: str = "sum") -> Tensor:
     if active():
         ops = {"sum": torch.distributed.ReduceOp.SUM, "mean": torch.distributed.ReduceOp.SUM,
                "min": torch.distributed.ReduceOp.MIN, "max": torch.distributed.ReduceOp.MAX}
-        torch.distributed.all_reduce(tensor, op=ops[op])
+        with collective("an all-reduce"):
+            torch.distributed.all_reduce(tensor, op=ops[op])
         if op == "mean":
             tensor /= world_size()
     return tensor
@@ -93,7 +115,8 @@ def gather_objects(obj: Any) -> list[Any]:
     if not active():
         return [obj]
     out: list[Any] = [None] * world_size()
-    torch.distributed.all_gather_object(out, obj)
+    with collective("a gather"):
+        torch.distributed.all_gather_object(out, obj)
     return out
 
 
@@ -102,10 +125,12 @@ def broadcast_object(obj: Any) -> Any:
     if not active():
         return obj
     box = [obj]
-    torch.distributed.broadcast_object_list(box, src=0)
+    with collective("a broadcast"):
+        torch.distributed.broadcast_object_list(box, src=0)
     return box[0]
 
 
 def barrier() -> None:
     if active():
-        torch.distributed.barrier()
+        with collective("a barrier"):
+            torch.distributed.barrier()

@@ -16,10 +16,10 @@ from genrun.data.bundle import Batch
 from genrun.engine import distributed
 from genrun.engine.outputs import RunOutputs
 from genrun.engine.progress import ProgressReporter
+from genrun.engine.protocol import Family, Noise
 from genrun.engine.signals import StopSignals
 from genrun.engine.tracker import ScalarTracker
 from genrun.engine.updates import Updater
-from genrun.pipelines.base import Noise, Pipeline
 
 
 @dataclass
@@ -34,7 +34,7 @@ class LoopResult:
 
 
 def fit(
-    pipeline: Pipeline,
+    pipeline: Family,
     next_batch: Callable[[], Batch],
     trainer: TrainerConfig,
     outputs: RunOutputs,
@@ -53,7 +53,7 @@ def fit(
     with StopSignals() as stop, ProgressReporter(start_step, trainer.max_steps, outputs.main) as progress:
         while step < trainer.max_steps:
             step += 1
-            tracker.add(step, updater.step(pipeline, next_batch))
+            tracker.add(step, updater.step(pipeline, next_batch, step))
             progress.advance(step)
             # several processes stop together, for the same signal, even when it reached only some of them
             stop.agree(distributed.largest(stop.received or 0, pipeline.device))

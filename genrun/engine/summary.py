@@ -22,21 +22,24 @@ def format_value(value: Any) -> str:
 
 
 def summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """One row per number; a metric with a real-vs-real floor shows it beside its value, the
-    protocol (and other nested entries) stays in metrics.json."""
+    """One row per number; a metric with a floor shows it beside its value, named by what it is
+    (held-out data, raw pixels, the true MI); the protocol (and other nested entries) stays in
+    metrics.json."""
     floor = metrics.get("floor") or {}
+    floor_of = (metrics.get("protocol") or {}).get("floor_of") or {}
     rows = []
     for key, value in metrics.items():
         if isinstance(value, Mapping):
             continue
         text = format_value(value)
         if key in floor and floor[key] is not None:
-            text += f"  (held-out data: {format_value(floor[key])})"
+            text += f"  ({floor_of.get(key, 'held-out data')}: {format_value(floor[key])})"
         rows.append((key, text))
     best = metrics.get("best") or {}
     if best.get("key") is not None:
         found = f"{format_value(best['value'])} at step {best['step']}" if best.get("value") is not None else "none yet"
-        rows.append((f"best {best['key']}", found))
+        split = f" ({best['split']} split)" if best.get("split") else ""
+        rows.append((f"best {best['key']}{split}", found))
     return rows
 
 

@@ -1,6 +1,6 @@
 """The engine's update: families declare phases, this module runs them.
 
-A phase (genrun.pipelines.base.Phase) names the optimizer roles it steps and the objective
+A phase (genrun.engine.protocol.Phase) names the optimizer roles it steps and the objective
 it minimises; the Updater does the rest, the same way for every family: draw the batch,
 zero the phase's gradients, freeze every other parameter, forward under the precision's
 autocast, backward (scaled for fp16), average gradients across processes, clip, step, and
@@ -20,8 +20,8 @@ from torch import Tensor
 
 from genrun.data.bundle import Batch
 from genrun.engine import distributed
+from genrun.engine.protocol import Family, Phase
 from genrun.errors import GenrunError
-from genrun.pipelines.base import Phase, Pipeline
 
 log = logging.getLogger("genrun")
 
@@ -38,7 +38,7 @@ def precision_name(precision: Any) -> str:
 
 
 class Updater:
-    """Runs a family's phases: one `step` is every phase, each `repeats` times, in order."""
+    """Runs a family's phases: one `step` is every phase due at that step, each `repeats` times, in order."""
 
     def __init__(self, device: torch.device | str = "cpu", precision: Any = "32", grad_clip: float = 0.0) -> None:
         self.device = torch.device(device)
@@ -53,11 +53,14 @@ class Updater:
         self.plans: dict[int, PhasePlan] = {}  # by id(phase): what an update touches, found once
 
     # -- what a step does ---------------------------------------------------------------------
-    def step(self, pipeline: Pipeline, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-        """One training step of `pipeline`, then one step of its LR schedules; scalars stay on the device."""
+    def step(self, pipeline: Family, next_batch: Callable[[], Batch], step: int) -> dict[str, Tensor]:
+        """Training step number `step` (1-based) of `pipeline`: the phases due at it, then one step of
+        its LR schedules; scalars stay on the device."""
         scalars: dict[str, Tensor] = {}
         batch: Batch | None = None
         for phase in pipeline.phases:
+            if not phase.runs_at(step):
+                continue
             for _ in range(phase.repeats):
                 if phase.fresh_batch or batch is None:
                     batch = next_batch()
@@ -66,7 +69,7 @@ class Updater:
             scheduler.step()
         return scalars
 
-    def plan(self, pipeline: Pipeline, phase: Phase) -> PhasePlan:
+    def plan(self, pipeline: Family, phase: Phase) -> PhasePlan:
         """The phase's optimizers, their parameters, and every other trainable parameter (to
         freeze), found on its first update: the networks do not change during a run."""
         if id(phase) not in self.plans:
@@ -77,7 +80,7 @@ class Updater:
             self.plans[id(phase)] = PhasePlan(optimizers, params, others)
         return self.plans[id(phase)]
 
-    def update(self, pipeline: Pipeline, phase: Phase, batch: Batch) -> dict[str, Tensor]:
+    def update(self, pipeline: Family, phase: Phase, batch: Batch) -> dict[str, Tensor]:
         """One update of the phase's optimizers on its objective."""
         optimizers, params, others = self.plan(pipeline, phase)
         for opt in optimizers:
@@ -160,19 +163,28 @@ def frozen(params: list[Tensor]) -> Iterator[None]:
 
 
 def average_gradients(params: list[Tensor]) -> None:
-    """Across processes (torchrun), every gradient becomes the mean of the ranks' gradients:
-    one all-reduce over all of them, flattened. A no-op in one process."""
-    if not distributed.active():
+    """Across processes (torchrun), every gradient becomes the mean of the ranks' gradients, in
+    one all-reduce over all of them, flattened. A parameter this rank left unused (grad None)
+    takes part with zeros, as in PyTorch's DDP, so every rank reduces a buffer of the same
+    layout (unequal ones make gloo fail and NCCL hang or mix gradients); one that no rank used
+    keeps grad None, as it would alone. A no-op in one process."""
+    if not distributed.active() or not params:
         return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = distributed.all_reduce_(torch._utils._flatten_dense_tensors(grads), "mean")
-    for grad, synced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
-        grad.copy_(synced)
+    missing = [p.grad is None for p in params]
+    grads = [torch.zeros_like(p) if gone else p.grad for p, gone in zip(params, missing, strict=True)]
+    used = torch.tensor([not gone for gone in missing], dtype=grads[0].dtype, device=grads[0].device)
+    flat = distributed.all_reduce_(torch._utils._flatten_dense_tensors([*grads, used]), "mean")
+    *synced, users = torch._utils._unflatten_dense_tensors(flat, [*grads, used])
+    # only a rank that left a parameter unused asks (one host read) whether any other used it
+    used_anywhere = (users > 0).tolist() if any(missing) else [True] * len(params)
+    for p, grad, mean, gone, anywhere in zip(params, grads, synced, missing, used_anywhere, strict=True):
+        if gone and anywhere:
+            p.grad = grad
+        if anywhere:
+            p.grad.copy_(mean)
 
 
-def prepare_for_speed(pipeline: Pipeline, compile_nets: bool) -> None:
+def prepare_for_speed(pipeline: Family, compile_nets: bool) -> None:
     """Device-level speed settings, the same for every family: on CUDA, cuDNN picks the fastest
     convolution algorithms and conv nets use channels_last; `trainer.compile` compiles each net
     in place (state_dict keys unchanged, so checkpoints load either way)."""
@@ -197,6 +209,6 @@ def compile_failure(exc: BaseException) -> GenrunError | None:
     return None
 
 
-def train_step(pipeline: Pipeline, next_batch: Callable[[], Batch]) -> dict[str, Tensor]:
-    """One fp32 step in one process (tests, scripts): the same update the loop runs."""
-    return Updater(pipeline.device).step(pipeline, next_batch)
+def train_step(pipeline: Family, next_batch: Callable[[], Batch], step: int = 1) -> dict[str, Tensor]:
+    """Step number `step` in fp32 in one process (tests, scripts): the same update the loop runs."""
+    return Updater(pipeline.device).step(pipeline, next_batch, step)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from genrun.errors import GenrunError
 from genrun.losses.penalties import clip_weights, gradient_penalty, r1_penalty
-from genrun.schema import Decay, NonNegative, Positive, Real
+from genrun.ranges import Decay, NonNegative, Positive, PositiveInt, Real
 
 Critic = Callable[[Tensor], Tensor]
 
@@ -26,16 +26,25 @@ class AdversarialLoss:
 
     `critic_norm` states the normalisation this objective needs in its critic (batch norm
     couples the samples of a batch, which per-sample penalties forbid); model configs read it.
-    `r1_gamma` > 0 adds the R1 penalty on real data to any objective (Mescheder et al. 2018).
+    `r1_gamma` > 0 adds the R1 penalty on real data to any objective (Mescheder et al. 2018),
+    with every critic update, or lazily with `r1_every` = k > 1: on every k-th step only, in a
+    phase of its own, weighted k times (Karras et al. 2020, sec. 3.1), which costs 1/k as much.
     """
 
     kind = "adversarial"
 
-    def __init__(self, critic_norm: str = "batch", r1_gamma: NonNegative = 0.0) -> None:
+    def __init__(self, critic_norm: str = "batch", r1_gamma: NonNegative = 0.0, r1_every: PositiveInt = 1) -> None:
         if not r1_gamma >= 0:
             raise GenrunError(f"loss.r1_gamma={r1_gamma}: must be >= 0 (0 turns R1 off)")
+        if isinstance(r1_every, bool) or not isinstance(r1_every, int) or r1_every < 1:
+            raise GenrunError(f"loss.r1_every={r1_every!r}: must be an integer >= 1 (1: with every critic update)")
         self.critic_norm = critic_norm
-        self.r1_gamma = r1_gamma
+        self.r1_gamma, self.r1_every = r1_gamma, r1_every
+
+    @property
+    def lazy_every(self) -> int:
+        """k > 1 when a regulariser runs every k-th step in a phase of its own (lazy R1), else 1."""
+        return self.r1_every if self.r1_gamma > 0 else 1
 
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """Critic loss from the logits of a real and a generated batch (minimised)."""
@@ -55,10 +64,16 @@ class AdversarialLoss:
         raise NotImplementedError
 
     def regularizers(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        """Extra critic terms (already weighted), by the scalar name they are logged under."""
-        if self.r1_gamma == 0:
+        """Extra critic terms of every critic update (already weighted), by the scalar name they are
+        logged under; a lazy R1 (`r1_every` > 1) is in `lazy_regularizers` instead."""
+        if self.r1_gamma == 0 or self.r1_every > 1:
             return {}
         return {"r1": 0.5 * self.r1_gamma * r1_penalty(critic, real)}
+
+    def lazy_regularizers(self, critic: Critic, real: Tensor) -> dict[str, Tensor]:
+        """The terms of the lazy phase every `r1_every` = k steps: k * gamma/2 E_P[||grad_x V(x)||^2],
+        so that on average R1 weighs gamma/2 per step, as when it runs with every update."""
+        return {"r1": self.r1_every * 0.5 * self.r1_gamma * r1_penalty(critic, real)}
 
     def after_critic_step(self, critic: nn.Module) -> None:
         """Called after each critic update (e.g. WGAN's weight clipping); nothing by default."""
@@ -71,8 +86,9 @@ class Minimax(AdversarialLoss):
     real examples get the target 1 - s, generated ones keep the target 0.
     """
 
-    def __init__(self, label_smoothing: Decay = 0.0, critic_norm: str = "batch", r1_gamma: NonNegative = 0.0) -> None:
-        super().__init__(critic_norm, r1_gamma)
+    def __init__(self, label_smoothing: Decay = 0.0, critic_norm: str = "batch", r1_gamma: NonNegative = 0.0,
+                 r1_every: PositiveInt = 1) -> None:
+        super().__init__(critic_norm, r1_gamma, r1_every)
         if not 0 <= label_smoothing < 1:
             raise GenrunError(f"loss.label_smoothing={label_smoothing}: must be in [0, 1) (0 = off, 0.1 is usual)")
         self.label_smoothing = label_smoothing
@@ -123,8 +139,8 @@ class LeastSquares(AdversarialLoss):
     """
 
     def __init__(self, a: Real = 0.0, b: Real = 1.0, c: Real = 1.0, critic_norm: str = "batch",
-                 r1_gamma: NonNegative = 0.0) -> None:
-        super().__init__(critic_norm, r1_gamma)
+                 r1_gamma: NonNegative = 0.0, r1_every: PositiveInt = 1) -> None:
+        super().__init__(critic_norm, r1_gamma, r1_every)
         self.a, self.b, self.c = a, b, c
 
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
@@ -169,8 +185,9 @@ class Wasserstein(AdversarialLoss):
 class WGAN(Wasserstein):
     """Arjovsky et al. 2017, alg. 1: Wasserstein critic, every weight clipped to [-clip, clip] after each update."""
 
-    def __init__(self, clip: Positive = 0.01, critic_norm: str = "batch", r1_gamma: NonNegative = 0.0) -> None:
-        super().__init__(critic_norm, r1_gamma)
+    def __init__(self, clip: Positive = 0.01, critic_norm: str = "batch", r1_gamma: NonNegative = 0.0,
+                 r1_every: PositiveInt = 1) -> None:
+        super().__init__(critic_norm, r1_gamma, r1_every)
         if not clip > 0:
             raise GenrunError(f"loss.clip={clip}: must be > 0 (the paper uses 0.01)")
         self.clip = clip
@@ -182,8 +199,9 @@ class WGAN(Wasserstein):
 class WGANGP(Wasserstein):
     """Gulrajani et al. 2017, alg. 1: E[V(G(z))] - E[V(x)] + lambda E[(||grad V(x_hat)||_2 - 1)^2]."""
 
-    def __init__(self, lambda_gp: NonNegative = 10.0, critic_norm: str = "layer", r1_gamma: NonNegative = 0.0) -> None:
-        super().__init__(critic_norm, r1_gamma)
+    def __init__(self, lambda_gp: NonNegative = 10.0, critic_norm: str = "layer", r1_gamma: NonNegative = 0.0,
+                 r1_every: PositiveInt = 1) -> None:
+        super().__init__(critic_norm, r1_gamma, r1_every)
         self.lambda_gp = lambda_gp
 
     def regularizers(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genrun.errors import GenrunError
-from genrun.schema import NonNegative
+from genrun.ranges import NonNegative
 
 
 def gaussian_kl_standard(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -34,14 +34,25 @@ def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
+CB_SERIES_BELOW = 0.1  # |eta| under which log C is its Taylor series (the closed form cancels in float32)
+
+
 def continuous_bernoulli_log_norm(logits: Tensor) -> Tensor:
     """log C(lambda) of the continuous Bernoulli, lambda = sigmoid(logits) (Loaiza-Ganem & Cunningham
     2019, eq. 7): C = 2 atanh(1 - 2 lambda) / (1 - 2 lambda) = eta / tanh(eta / 2) for eta = logits.
 
-    Written as log|eta| - log(1 - e^-|eta|) + log(1 + e^-|eta|), finite at any eta (log 2 at 0).
+    Written as log|eta| - log(1 - e^-|eta|) + log(1 + e^-|eta|), finite at any eta (log 2 at 0);
+    for |eta| < 0.1 as its series log 2 + eta^2/12 - 7 eta^4/1440 (error < 4e-11 there), as the
+    paper and torch do near lambda = 1/2, where the closed form's terms cancel in float32 and lose
+    the gradient eta/6 altogether.
     """
-    a = logits.abs().clamp(min=1e-6)  # below, C = 2 + eta^2 / 6 differs from 2 by < 1e-12
-    return torch.log(a) - torch.log(-torch.expm1(-a)) + torch.log1p(torch.exp(-a))
+    a = logits.abs()
+    small = a < CB_SERIES_BELOW
+    safe = torch.where(small, torch.ones_like(a), a)  # the other branch's gradient stays finite
+    closed = torch.log(safe) - torch.log(-torch.expm1(-safe)) + torch.log1p(torch.exp(-safe))
+    sq = logits * logits
+    series = math.log(2.0) + sq / 12 - 7 * sq * sq / 1440
+    return torch.where(small, series, closed)
 
 
 def continuous_bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:

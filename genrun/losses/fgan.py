@@ -18,7 +18,7 @@ from torch import Tensor
 
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
-from genrun.schema import NonNegative, OpenUnit, Real
+from genrun.ranges import NonNegative, OpenUnit, PositiveInt, Real
 
 NEWTON_STEPS = 4  # from Winitzki's start Newton reaches double precision in 3 steps (residual 2e-4, 6e-9, 1e-16)
 OMEGA_TAIL = -40.0  # below, W(e^z) = e^z to double precision (the next term is -e^{2z})
@@ -373,8 +373,8 @@ class FGAN(AdversarialLoss):
     generator_losses = ("saturating", "alternative")
 
     def __init__(self, divergence: Divergence, generator_loss: str = "saturating", critic_norm: str = "batch",
-                 r1_gamma: NonNegative = 0.0) -> None:
-        super().__init__(critic_norm, r1_gamma)
+                 r1_gamma: NonNegative = 0.0, r1_every: PositiveInt = 1) -> None:
+        super().__init__(critic_norm, r1_gamma, r1_every)
         if generator_loss not in self.generator_losses:
             raise GenrunError(f"loss.generator_loss={generator_loss}: valid: {', '.join(self.generator_losses)}")
         self.divergence, self.generator_loss = divergence, generator_loss

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from genrun.errors import GenrunError
-from genrun.schema import Rate
+from genrun.ranges import Rate
 
 
 def log_mean_exp(t: Tensor) -> Tensor:

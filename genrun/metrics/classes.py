@@ -8,7 +8,7 @@ import torch
 
 from genrun.metrics.base import EvalContext, Metric
 from genrun.metrics.distances import kl_to_reference
-from genrun.schema import PositiveInt
+from genrun.ranges import PositiveInt
 
 
 def class_histogram(logits: torch.Tensor) -> torch.Tensor:

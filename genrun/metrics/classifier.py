@@ -6,6 +6,11 @@ and class predictions (class histogram KL, classifier-IS) everywhere. It is trai
 dataset and cached in the user's cache folder under the hash of the data, its value range and
 these settings, so every run of that dataset is measured in the same space; its held-out
 accuracy and the sha256 of its weights are recorded with every number.
+
+Its training is bounded, so that a dataset of MNIST's size costs about a minute on two CPU
+cores: at most `max_steps` mini-batches (and `epochs` passes) over at most `max_examples`
+examples, stopped early once the held-out accuracy (on `held_out_examples` at most, checked every
+`check_every` steps and logged) stops improving.
 """
 
 from __future__ import annotations
@@ -29,8 +34,7 @@ from genrun.errors import GenrunError
 
 log = logging.getLogger("genrun")
 
-VERSION = 1  # bump when the network or its training changes: old cache files are then not reused
-MAX_EXAMPLES = 60_000  # training examples at most (MNIST's training set)
+VERSION = 2  # bump when the network or its training changes: old cache files are then not reused
 
 
 def cache_dir() -> Path:
@@ -47,11 +51,16 @@ class ClassifierSettings:
 
     width: int = 32  # channels of the first convolution (then 2x, 4x)
     feature_dim: int = 128  # the penultimate layer: the features FID & co. are computed on
-    epochs: int = 20
-    max_steps: int = 3000
+    epochs: int = 20  # passes over the training examples at most
+    max_steps: int = 800  # mini-batches at most
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 0
+    max_examples: int = 60_000  # training examples at most (MNIST's training set)
+    held_out_examples: int = 10_000  # examples its accuracy is measured on at most
+    check_every: int = 100  # steps between held-out checks (on at most 1,000 examples)
+    patience: int = 2  # checks without a gain of min_gain before it stops
+    min_gain: float = 0.002
 
 
 class ClassifierNet(nn.Module):
@@ -94,20 +103,29 @@ def weights_sha256(net: nn.Module) -> str:
     return h.hexdigest()
 
 
-def train_classifier(x: Tensor, y: Tensor, num_classes: int, settings: ClassifierSettings,
-                     device: torch.device) -> ClassifierNet:
-    """Adam with a cosine schedule on shuffled mini-batches; deterministic given `settings.seed`
-    (run inside a forked RNG so the caller's random state is untouched)."""
+def planned_steps(n: int, settings: ClassifierSettings) -> tuple[int, int]:
+    """(batch size, steps) for n training examples: `epochs` passes, at most `max_steps`."""
+    batch = min(settings.batch_size, n)
+    return batch, min(settings.epochs * max(n // batch, 1), settings.max_steps)
+
+
+def train_classifier(x: Tensor, y: Tensor, num_classes: int, settings: ClassifierSettings, device: torch.device,
+                     held: tuple[Tensor, Tensor] | None = None, budget_s: float | None = None) -> ClassifierNet:
+    """Adam with a cosine schedule on shuffled mini-batches, deterministic given `settings.seed`
+    (in a forked RNG, so the caller's random state is untouched); every `check_every` steps the
+    accuracy on (at most 1,000 of) `held` is logged, and training stops once it stops improving.
+    When the first steps show that it will take longer than `budget_s`, it says so."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
         torch.manual_seed(settings.seed)
         net = ClassifierNet(x.shape[1], num_classes, settings.width, settings.feature_dim).to(device)
         g = torch.Generator().manual_seed(settings.seed)
-        batch = min(settings.batch_size, len(x))
+        batch, steps = planned_steps(len(x), settings)
         per_epoch = max(len(x) // batch, 1)
-        steps = min(settings.epochs * per_epoch, settings.max_steps)
         opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         order = torch.randperm(len(x), generator=g)
+        check = (held[0][:1000], held[1][:1000]) if held is not None else None
+        best, stale, t0 = 0.0, 0, time.perf_counter()
         for step in range(steps):
             i = step % per_epoch
             if i == 0 and step > 0:
@@ -118,7 +136,28 @@ def train_classifier(x: Tensor, y: Tensor, num_classes: int, settings: Classifie
             loss.backward()
             opt.step()
             schedule.step()
+            if step == 19:
+                warn_if_over_budget(steps, time.perf_counter() - t0, budget_s)
+            if check is not None and (step + 1) % settings.check_every == 0 and step + 1 < steps:
+                net.eval()
+                acc = accuracy(net, *check, device)
+                net.train()
+                log.info("classifier: step %d/%d, held-out accuracy %.4f", step + 1, steps, acc)
+                best, stale = (acc, 0) if acc >= best + settings.min_gain else (best, stale + 1)
+                if stale >= settings.patience:
+                    log.info("classifier: stopped at step %d (no gain of %g in %d checks)", step + 1,
+                             settings.min_gain, settings.patience)
+                    break
     return net.eval()
+
+
+def warn_if_over_budget(steps: int, first_20_s: float, budget_s: float | None) -> None:
+    """One line when training the classifier will cost more than the run it measures."""
+    expected = first_20_s / 20 * steps
+    if budget_s is not None and expected > budget_s:
+        log.warning("features: training genrun's classifier takes about %.0f s, more than the %.0f s of training it "
+                    "measures (once per dataset: later runs load it from the cache); features=none turns it off",
+                    expected, budget_s)
 
 
 @torch.no_grad()
@@ -128,8 +167,10 @@ def accuracy(net: ClassifierNet, x: Tensor, y: Tensor, device: torch.device) -> 
 
 
 def load_or_train(x: Tensor, y: Tensor, held_x: Tensor, held_y: Tensor, value_range: Any, device: torch.device,
-                  settings: ClassifierSettings | None = None) -> tuple[ClassifierNet, dict[str, Any]]:
-    """The classifier of (x, y) from the cache, else trained, scored on (held_x, held_y) and cached."""
+                  settings: ClassifierSettings | None = None,
+                  budget_s: float | None = None) -> tuple[ClassifierNet, dict[str, Any]]:
+    """The classifier of (x, y) from the cache, else trained (saying so when it costs more than
+    `budget_s`), scored on (held_x, held_y) and cached."""
     settings = settings or ClassifierSettings()
     num_classes = int(y.max()) + 1
     key = data_key(x, y, value_range, settings)
@@ -144,7 +185,10 @@ def load_or_train(x: Tensor, y: Tensor, held_x: Tensor, held_y: Tensor, value_ra
         except Exception as exc:  # a torn or foreign cache file: train again and replace it
             log.warning("classifier: cannot read %s (%s); training again", path, exc)
     t0 = time.perf_counter()
-    net = train_classifier(x, y, num_classes, settings, device)
+    batch, steps = planned_steps(len(x), settings)
+    log.info("classifier: training genrun's classifier on %d examples (%d steps of %d at most; cached in %s)",
+             len(x), steps, batch, path)
+    net = train_classifier(x, y, num_classes, settings, device, (held_x, held_y), budget_s)
     info = {"name": "genrun-classifier", "version": VERSION, "num_classes": num_classes,
             "train_examples": len(x), "accuracy": round(accuracy(net, held_x, held_y, device), 4),
             "accuracy_examples": len(held_x), "feature_dim": settings.feature_dim,
@@ -182,14 +226,14 @@ def labelled_split(data: DataBundle, split: str, n: int) -> tuple[Tensor, Tensor
     return batch["x"].float(), y.long()
 
 
-def train_and_held_out(data: DataBundle) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
+def train_and_held_out(data: DataBundle, settings: ClassifierSettings) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """The labelled training examples and a held-out set (the test split, else the last 10%
     of the training split, which is then left out of training)."""
-    train = labelled_split(data, "train", MAX_EXAMPLES)
+    train = labelled_split(data, "train", settings.max_examples)
     if train is None:
         raise GenrunError("features=classifier needs class labels in the training split; this dataset has none "
                           "(use features=inception or features=raw)")
-    test = labelled_split(data, "test", MAX_EXAMPLES)
+    test = labelled_split(data, "test", settings.held_out_examples)
     if test is not None:
         return *train, *test, "test"
     x, y = train
@@ -208,10 +252,11 @@ class ClassifierFeatures:
         self.net: ClassifierNet | None = None
         self.info: dict[str, Any] = {}
 
-    def prepare(self, data: DataBundle, value_range: tuple[float, float] | None, device: torch.device) -> None:
-        x, y, held_x, held_y, held_split = train_and_held_out(data)
+    def prepare(self, data: DataBundle, value_range: tuple[float, float] | None, device: torch.device,
+                budget_s: float | None = None) -> None:
+        x, y, held_x, held_y, held_split = train_and_held_out(data, self.settings)
         self.device = device
-        self.net, info = load_or_train(x, y, held_x, held_y, value_range, device, self.settings)
+        self.net, info = load_or_train(x, y, held_x, held_y, value_range, device, self.settings, budget_s)
         self.info = {**info, "accuracy_split": held_split}
 
     @torch.no_grad()

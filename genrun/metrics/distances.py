@@ -65,7 +65,8 @@ def mmd2_unbiased(x: Tensor, y: Tensor) -> Tensor:
 def kid(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
     """Kernel Inception Distance (Binkowski et al. 2018): mean and std of the unbiased MMD^2 over
     `subsets` random subsets of `subset_size` of each set (drawn without replacement; fewer
-    samples shrink the subsets). Its expectation is 0 when the two distributions are equal."""
+    samples shrink the subsets). Its expectation is 0 when the two distributions are equal. The
+    std is the population one (over the subsets, N in the denominator), as torch-fidelity's."""
     x, y = real.double().flatten(1), fake.double().flatten(1)
     size = min(subset_size, len(x), len(y))
     if size < 2:
@@ -76,7 +77,7 @@ def kid(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000,
                       y[torch.randperm(len(y), generator=g)[:size].to(y.device)])
         for _ in range(subsets)
     ])
-    return float(values.mean()), float(values.std(unbiased=True)) if subsets > 1 else 0.0
+    return float(values.mean()), float(values.std(correction=0))
 
 
 def knn_radii(x: Tensor, k: int, chunk: int = 2048) -> Tensor:

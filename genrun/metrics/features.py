@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genrun.data.bundle import DataBundle
+from genrun.data.bundle import DataBundle, has_class_labels
 from genrun.metrics.base import FeatureSpace
 
 
@@ -17,7 +17,8 @@ class RawFeatures:
     name = "raw"
     has_logits = False
 
-    def prepare(self, data: DataBundle, value_range: tuple[float, float] | None, device: torch.device) -> None:
+    def prepare(self, data: DataBundle, value_range: tuple[float, float] | None, device: torch.device,
+                budget_s: float | None = None) -> None:
         self.dim = int(torch.as_tensor(data.examples(1)["x"]).flatten(1).shape[1])
 
     def features(self, x: Tensor) -> Tensor:
@@ -35,22 +36,22 @@ def is_image_data(data: DataBundle) -> bool:
     return data.examples(1)["x"].dim() == 4
 
 
-def has_class_labels(data: DataBundle) -> bool:
-    """The training split carries class labels (at least two classes)."""
-    y = data.examples(64).get("y")
-    return y is not None and bool((y >= 0).all()) and len(torch.unique(y)) >= 2
-
-
 class AutoFeatures:
-    """`features=auto`: the raw values for vectors (2D mixtures); for labelled images, genrun's
-    own classifier; for unlabelled images none (choose `features=inception` for them)."""
+    """`features=auto`: the feature space the dataset states (`dataset.features`, e.g. stacked
+    MNIST's per-channel digit classifier), else the raw values for vectors (2D mixtures), genrun's
+    own classifier for labelled images, and none for unlabelled images (`features=inception`)."""
 
     name = "auto"
 
+    def __init__(self, preferred: FeatureSpace | None = None) -> None:
+        self.preferred = preferred
+
     def resolve(self, data: DataBundle) -> FeatureSpace | None:
+        if self.preferred is not None:
+            return self.preferred
         if not is_image_data(data):
             return RawFeatures()
-        if has_class_labels(data):
+        if has_class_labels(data.examples(64).get("y")):
             from genrun.metrics.classifier import ClassifierFeatures
 
             return ClassifierFeatures()

@@ -111,7 +111,8 @@ class InceptionFeatures:
         self.device = torch.device("cpu")
         self._memo: OrderedDict[bytes, Tensor] = OrderedDict()
 
-    def prepare(self, data: DataBundle, value_range: tuple[float, float] | None, device: torch.device) -> None:
+    def prepare(self, data: DataBundle, value_range: tuple[float, float] | None, device: torch.device,
+                budget_s: float | None = None) -> None:
         self.value_range = tuple(value_range) if value_range is not None else None
         self.device = torch.device(device)
         self.net.to(self.device)

@@ -10,7 +10,7 @@ from typing import Any
 
 from genrun.metrics.base import EvalContext, Metric
 from genrun.metrics.distances import density_coverage, fid, kid, precision_recall
-from genrun.schema import PositiveInt
+from genrun.ranges import PositiveInt
 
 
 class FID(Metric):

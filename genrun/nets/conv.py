@@ -14,7 +14,7 @@ from torch import nn
 from genrun.errors import GenrunError
 from genrun.nets.common import OutputRange, check_pack, dcgan_init
 from genrun.nets.layers import MinibatchDiscrimination, apply_spectral_norm
-from genrun.schema import Bounds, NonNegativeInt, PositiveInt, Shape
+from genrun.ranges import Bounds, NonNegativeInt, PositiveInt, Shape
 
 
 def num_doublings(shape: Shape) -> int:

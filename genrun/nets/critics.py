@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from genrun.nets import conv, mlp
-from genrun.schema import NonNegativeInt, PositiveInt, Shape
+from genrun.ranges import NonNegativeInt, PositiveInt, Shape
 
 
 def conv_body(shape: Shape, out_dim: PositiveInt, width: PositiveInt = 64, norm: str = "batch",

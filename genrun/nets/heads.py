@@ -24,6 +24,11 @@ class SharedBody(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.d_head(self.body(x))
 
+    def critic_layers(self) -> nn.ModuleList:
+        """The critic alone (body and D head, not Q's head): what a Lipschitz constraint such as
+        WGAN's clipping applies to. A view of the same modules, not registered as a child."""
+        return nn.ModuleList([self.body, self.d_head])
+
     def both(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.body(x)
         return self.d_head(h), self.q_head(h)

@@ -9,7 +9,7 @@ from torch import nn
 
 from genrun.nets.common import OutputRange, check_pack, numel
 from genrun.nets.layers import MinibatchDiscrimination, apply_spectral_norm
-from genrun.schema import Bounds, NonNegativeInt, PositiveInt, Shape
+from genrun.ranges import Bounds, NonNegativeInt, PositiveInt, Shape
 
 
 def mlp(sizes: Sequence[int], act: nn.Module, batchnorm: bool = False) -> nn.Sequential:

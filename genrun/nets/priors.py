@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from genrun.errors import GenrunError
-from genrun.schema import Positive, PositiveInt, Real
+from genrun.ranges import Positive, PositiveInt, Real
 
 
 class Prior:

@@ -8,7 +8,7 @@ from torch import nn
 from genrun.errors import GenrunError
 from genrun.nets.common import numel
 from genrun.nets.mlp import mlp
-from genrun.schema import NonNegativeInt, PositiveInt, Shape
+from genrun.ranges import NonNegativeInt, PositiveInt, Shape
 
 
 def size_of(shape: Shape) -> int:

@@ -3,9 +3,10 @@
 Three phases per step (paper, sec. 2): reconstruction (encoder and decoder minimise
 `recon_weight` x the squared error), regularisation (the critic tells prior samples from
 codes, `n_critic` times, each on a fresh batch) and generator (the encoder moves the codes of
-the last batch to where the critic scores them as prior samples). The latent game takes any adversarial objective; the
-prior is a class from nets/priors.py. The encoder is deterministic or Gaussian
-(`stochastic_encoder`, codes drawn by reparameterisation).
+the last batch to where the critic scores them as prior samples). The latent game takes any
+adversarial objective; the prior is a class from nets/priors.py. The encoder is deterministic or
+Gaussian (`stochastic_encoder`, codes drawn by reparameterisation). Optimizer roles: `encoder`,
+`decoder`, `discriminator` (the critic of codes).
 """
 
 from __future__ import annotations
@@ -15,20 +16,14 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from genrun.data.bundle import Batch, DataBundle
+from genrun.data.bundle import Batch
 from genrun.engine.images import labelled_points, paired_rows
+from genrun.engine.protocol import Noise, OptimizerFactory, Phase
 from genrun.losses.adversarial import AdversarialLoss
-from genrun.metrics.recon import autoencoder_metrics
+from genrun.nets.gaussian import code_mean, code_sample
 from genrun.nets.priors import Prior
-from genrun.pipelines.base import (
-    Noise,
-    OptimizerFactory,
-    Phase,
-    Pipeline,
-    critic_objective,
-    critic_phase,
-)
-from genrun.schema import NonNegative, PositiveInt
+from genrun.pipelines.base import Critic, Pipeline, critic_objective, critic_phases
+from genrun.ranges import NonNegative, PositiveInt
 
 PRIOR_POINTS = 2000  # prior samples drawn in grey under the codes of the latent picture
 
@@ -36,6 +31,7 @@ PRIOR_POINTS = 2000  # prior samples drawn in grey under the codes of the latent
 class AAEPipeline(Pipeline):
     loss_kinds = ("adversarial",)
     primary_metric = "aae/recon"
+    default_metrics = ("recon", "probe")
 
     def __init__(
         self,
@@ -53,30 +49,22 @@ class AAEPipeline(Pipeline):
     ) -> None:
         super().__init__(loss, optimizers, device)
         self.prior, self.z_dim, self.stochastic = prior_dist, z_dim, stochastic_encoder
-        self.recon_weight, self.n_critic = recon_weight, n_critic
+        self.recon_weight = recon_weight
         self.encoder = self.add_net("encoder", encoder)
         self.decoder = self.add_net("decoder", decoder)
         self.discriminator = self.add_net("discriminator", discriminator)
         self.add_optimizer("encoder", self.encoder)
-        self.add_optimizer("generator", self.decoder)
+        self.add_optimizer("decoder", self.decoder)
         self.add_optimizer("discriminator", self.discriminator)
         self.phases = [
-            Phase("reconstruction", ("encoder", "generator"), self.reconstruction_objective),
-            critic_phase(self.loss, self.discriminator, self.regularisation_objective, n_critic),
+            Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_objective),
+            *critic_phases(self.loss, self.discriminator, self.regularisation_objective, n_critic, self.real_critic),
             Phase("G", ("encoder",), self.generator_objective, fresh_batch=False),
         ]
 
-    def code_mean(self, x: Tensor) -> Tensor:
-        """The encoder's code (its mean when stochastic)."""
-        out = self.encoder(x)
-        return out.chunk(2, dim=1)[0] if self.stochastic else out
-
     def encode(self, x: Tensor) -> Tensor:
         """A code of q(z | x): deterministic, or a reparameterised draw of the Gaussian encoder."""
-        if not self.stochastic:
-            return self.encoder(x)
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return code_sample(self.encoder, x, self.stochastic)
 
     def reconstruction_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Encoder and decoder minimise the squared reconstruction error (mean per value)."""
@@ -92,13 +80,17 @@ class AAEPipeline(Pipeline):
         prior = self.prior.sample(len(x), self.device)
         return critic_objective(self.loss, self.discriminator, prior, codes)
 
+    def real_critic(self, batch: Batch) -> tuple[Critic, Tensor]:
+        """The critic of codes and its "real" inputs, prior samples, for a lazy regulariser's phase."""
+        return self.discriminator, self.prior.sample(len(batch["x"]), self.device)
+
     def generator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """The encoder moves its codes to where the critic scores them as prior samples."""
         loss_g = self.loss.g_loss(self.discriminator(self.encode(batch["x"])))
         return loss_g, {"loss/g": loss_g}
 
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
-        return {"z": self.prior.sample(n, self.device, generator)}
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Noise:
+        return {"z": self.prior.sample(n, self.device, rng)}
 
     def generate(self, noise: Noise) -> Tensor:
         with self.evaluating():
@@ -109,7 +101,7 @@ class AAEPipeline(Pipeline):
         pictures = {"samples": self.generate(fixed)}
         with self.evaluating():
             x = fixed["x"]
-            codes = self.code_mean(x)
+            codes = code_mean(self.encoder, x, self.stochastic)
             if x.dim() == 4:
                 pictures["reconstructions"] = paired_rows(x, self.decoder(codes))
             if self.z_dim == 2:
@@ -120,7 +112,13 @@ class AAEPipeline(Pipeline):
                 pictures["latent"] = torch.cat([labelled_points(prior, background), labelled_points(codes, labels)])
         return pictures
 
-    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
-        """Held-out `recon_mse` and linear probes of the code means (with labels)."""
+    # -- what metrics read (genrun.metrics.heldout) -------------------------------------------
+    def codes(self, batch: Batch) -> Tensor:
+        """The codes of data (the Gaussian encoder's means): what a linear probe reads."""
         with self.evaluating():
-            return autoencoder_metrics(self.code_mean, self.decoder, data, self.device)
+            return code_mean(self.encoder, batch["x"], self.stochastic)
+
+    def reconstruct(self, batch: Batch) -> Tensor:
+        """decoder(code) of data, in data space."""
+        with self.evaluating():
+            return self.decoder(code_mean(self.encoder, batch["x"], self.stochastic))

@@ -1,14 +1,12 @@
-"""The protocol between the engine and a model family.
+"""The base class of every model family: networks by name, optimizers by role, EMA copies.
 
-A family declares its training step as `phases`: which optimizer roles each phase updates,
-what it minimises, how often it repeats (n_critic), whether it draws a fresh batch, and what
-runs after its optimizer step (WGAN clipping, EMA). The engine (genrun.engine.updates) runs
-them: no family calls backward() or an optimizer's step, so precision, several processes and
-gradient clipping are the engine's alone (it also steps the LR schedules after each step).
-The loop calls `previews`; the run around it draws the fixed preview inputs with `sample_noise`, saves and
-restores `state_dict`/`load_state_dict`, and ends with `sample` (2D mode metrics) and
-`evaluate`; the builder reads `loss_kinds` and `primary_metric` and adds LR schedules with
-`add_schedulers`. A family never sees a file, a writer or a progress bar.
+A family implements the engine's protocol (genrun.engine.protocol: its `phases`, `sample_noise`,
+`previews`, `state_dict`) and, for sampling and metrics, `generate`; this base gives it what all
+families share: building and registering networks and optimizers (the builder adds LR schedules
+with `add_schedulers`), EMA copies of networks for sampling, checkpoint state, and eval mode.
+What a family can be measured by is a method a metric looks for (genrun.metrics: e.g. `codes`
+for linear probes, `reconstruct`, `elbo_per_example`); `default_metrics` names the ones
+`metrics=auto` adds. A family never sees a file, a writer or a progress bar.
 """
 
 from __future__ import annotations
@@ -16,52 +14,31 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from genrun.data.bundle import Batch, DataBundle
+from genrun.engine.protocol import Noise, Objective, OptimizerFactory, Phase
 from genrun.errors import GenrunError
 
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-Noise = dict[str, Tensor]
 EMA_SUFFIX = "_ema"
 CALIBRATION_BATCHES, CALIBRATION_SIZE = 8, 256  # inputs that re-estimate an EMA copy's BatchNorm statistics
-Objective = Callable[[Batch], tuple[Tensor, dict[str, Tensor]]]
-
-
-@dataclass
-class Phase:
-    """One update of a training step (stylegan2-ada's Gmain/Dmain idea): the optimizer `roles`
-    it steps minimise `objective(batch)` = (loss, scalars to log), `repeats` times in a row,
-    each on a fresh batch or on the step's last one; `after` runs after each optimizer step."""
-
-    name: str
-    roles: tuple[str, ...]
-    objective: Objective
-    repeats: int = 1
-    fresh_batch: bool = True
-    after: Callable[[], None] | None = None
+Critic = Callable[[Tensor], Tensor]
 
 
 class Pipeline:
     """Base of every family: owns its networks (by name) and optimizers (by role)."""
 
-    loss_kinds: ClassVar[tuple[str, ...]] = ()
+    loss_kinds: ClassVar[tuple[str, ...]] = ()  # the objective kinds it trains with (checked by genrun.build)
     primary_metric: ClassVar[str] = ""
     generative: ClassVar[bool] = True  # `sample` draws from the model of the data (sample-quality metrics apply)
+    default_metrics: ClassVar[tuple[str, ...]] = ()  # its own metrics (configs/metrics/) that metrics=auto adds
 
     def __init__(
         self, loss: Any, optimizers: Mapping[str, OptimizerFactory], device: torch.device | str, ema: float = 0.0
     ) -> None:
-        if getattr(loss, "kind", None) not in self.loss_kinds:
-            raise GenrunError(
-                f"{type(self).__name__} trains with {'/'.join(self.loss_kinds)} objectives, "
-                f"not {type(loss).__name__} ({getattr(loss, 'kind', '?')})"
-            )
         self.loss = loss
         self.device = torch.device(device)
         self.optimizer_factories = optimizers
@@ -101,8 +78,8 @@ class Pipeline:
 
         When the pipeline's `ema` decay is > 0 this registers a frozen copy as the net
         `<name>_ema` (saved and restored like any net) and returns it; `update_ema` must then
-        run after each update of `name` (the end of `step`), and `sampling_net(name)` picks
-        the copy. With `ema` = 0 it does nothing and returns None.
+        run after each update of `name` (as the after-hook of the phase that steps it), and
+        `sampling_net(name)` picks the copy. With `ema` = 0 it does nothing and returns None.
         """
         if name not in self.nets:
             raise GenrunError(f"add_ema({name!r}): no such network; this model has {', '.join(self.nets)}")
@@ -136,21 +113,21 @@ class Pipeline:
             norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
             if not norms:
                 continue
-            generator = torch.Generator(self.device).manual_seed(0)
+            rng = torch.Generator(self.device).manual_seed(0)
             momenta, training = [m.momentum for m in norms], net.training
             for m in norms:
                 m.reset_running_stats()
                 m.momentum = None  # cumulative average over the calibration batches
             net.train()
             for _ in range(CALIBRATION_BATCHES):
-                net(*self.calibration_inputs(name, CALIBRATION_SIZE, generator))
+                net(*self.calibration_inputs(name, CALIBRATION_SIZE, rng))
             for m, momentum in zip(norms, momenta, strict=True):
                 m.momentum = momentum
             net.train(training)
         self.ema_statistics_fresh = True
 
-    def calibration_inputs(self, name: str, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
-        """Inputs of net `name` for `n` samples, drawn from `generator` (to re-estimate its EMA
+    def calibration_inputs(self, name: str, n: int, rng: torch.Generator) -> tuple[Tensor, ...]:
+        """Inputs of net `name` for `n` samples, drawn from `rng` (to re-estimate its EMA
         copy's BatchNorm statistics); families whose averaged nets have BatchNorm define it."""
         raise GenrunError(f"{type(self).__name__} keeps an EMA of '{name}', which has BatchNorm, "
                           "but defines no calibration_inputs for it")
@@ -164,16 +141,16 @@ class Pipeline:
         return self.nets[name]
 
     # -- the protocol -----------------------------------------------------------------------
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
-        """The inputs of `generate` for n samples, drawn from `generator` (reproducible grids)."""
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Noise:
+        """The inputs of `generate` for n samples, drawn from `rng` (reproducible grids)."""
         raise NotImplementedError
 
     def generate(self, noise: Noise) -> Tensor:
         """Samples in data space from `sample_noise` inputs (eval mode, no gradients)."""
         raise NotImplementedError
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return self.generate(self.sample_noise(n, generator))
+    def sample(self, n: int, rng: torch.Generator | None = None) -> Tensor:
+        return self.generate(self.sample_noise(n, rng))
 
     def previews(self, fixed: Noise) -> dict[str, Tensor]:
         """Pictures of the model's state, by name, from fixed inputs that never change in a run.
@@ -183,10 +160,6 @@ class Pipeline:
         name (e.g. "reconstructions", "classes") as samples/<name>_step_<N>.png.
         """
         return {"samples": self.generate(fixed)}
-
-    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
-        """Family metrics at the end of a run (e.g. held-out reconstruction error); none by default."""
-        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """Every network and optimizer: all a checkpoint needs from the family."""
@@ -240,21 +213,34 @@ class Pipeline:
             for name, net in self.nets.items():
                 net.train(modes[name])
 
-    def gaussian(self, *shape: int, generator: torch.Generator | None = None) -> Tensor:
-        """N(0, I) noise on the family's device (from `generator` when one is given)."""
-        return torch.randn(*shape, device=self.device, generator=generator)
+    def gaussian(self, *shape: int, rng: torch.Generator | None = None) -> Tensor:
+        """N(0, I) noise on the family's device (from `rng` when one is given)."""
+        return torch.randn(*shape, device=self.device, generator=rng)
 
 
-def critic_objective(loss: Any, critic: Callable[[Tensor], Tensor], real: Tensor,
-                     fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    """An adversarial critic's loss plus the objective's regularisers (already weighted), and the
-    scalars to log. `critic` maps inputs to logits (it may close over conditioning, e.g. labels)."""
+def critic_objective(loss: Any, critic: Critic, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """An adversarial critic's loss plus the objective's regularisers that run with every critic
+    update (already weighted), and the scalars to log. `critic` maps inputs to logits (it may
+    close over conditioning, e.g. labels)."""
     loss_d = loss.d_loss(critic(real), critic(fake))
     regs = loss.regularizers(critic, real, fake)
     return sum(regs.values(), start=loss_d), {"loss/d": loss_d, **regs}
 
 
-def critic_phase(loss: Any, net: nn.Module, objective: Objective, repeats: int) -> Phase:
-    """The critic's phase of an adversarial family: role `discriminator`, `repeats` (n_critic)
-    updates on fresh batches, then the objective's post-step hook on `net` (WGAN clipping)."""
-    return Phase("D", ("discriminator",), objective, repeats=repeats, after=lambda: loss.after_critic_step(net))
+def critic_phases(loss: Any, constrained: nn.Module, objective: Objective, repeats: int,
+                  real_critic: Callable[[dict[str, Tensor]], tuple[Critic, Tensor]]) -> list[Phase]:
+    """The critic's phases of an adversarial family: role `discriminator`, `repeats` (n_critic)
+    updates on fresh batches, each followed by the objective's constraint on `constrained` (WGAN's
+    clipping: the critic's own layers, not a head that shares its body); then, when the objective
+    has a lazy regulariser (R1 every k steps, Karras et al. 2020, sec. 3.1), its phase "Dreg" on
+    every k-th step, on a fresh batch, where `real_critic(batch)` gives the critic and its real inputs."""
+    phases = [Phase("D", ("discriminator",), objective, repeats=repeats,
+                    after=lambda: loss.after_critic_step(constrained))]
+    every = int(getattr(loss, "lazy_every", 1))
+    if every > 1:
+        def lazy_objective(batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+            terms = loss.lazy_regularizers(*real_critic(batch))
+            return sum(terms.values()), terms
+
+        phases.append(Phase("Dreg", ("discriminator",), lazy_objective, every=every))
+    return phases

@@ -17,25 +17,20 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from genrun.data.bundle import Batch, DataBundle
+from genrun.data.bundle import Batch
 from genrun.engine.images import labelled_points, paired_rows
+from genrun.engine.protocol import Noise, OptimizerFactory, Phase
 from genrun.losses.adversarial import AdversarialLoss
-from genrun.metrics.recon import autoencoder_metrics
 from genrun.nets.conditional import JointCritic, NetFactory
-from genrun.pipelines.base import (
-    Noise,
-    OptimizerFactory,
-    Phase,
-    Pipeline,
-    critic_objective,
-    critic_phase,
-)
-from genrun.schema import PositiveInt
+from genrun.nets.gaussian import code_mean, code_sample
+from genrun.pipelines.base import Critic, Pipeline, critic_objective, critic_phases
+from genrun.ranges import PositiveInt
 
 
 class BiGANPipeline(Pipeline):
     loss_kinds = ("adversarial",)
     primary_metric = "loss/g"
+    default_metrics = ("recon", "probe")
 
     def __init__(
         self,
@@ -52,7 +47,7 @@ class BiGANPipeline(Pipeline):
         n_critic: PositiveInt = 1,
     ) -> None:
         super().__init__(loss, optimizers, device)
-        self.z_dim, self.stochastic, self.n_critic = z_dim, stochastic_encoder, n_critic
+        self.z_dim, self.stochastic = z_dim, stochastic_encoder
         self.generator = self.add_net("generator", generator)
         self.encoder = self.add_net("encoder", encoder)
         critic = JointCritic.coded(discriminator, z_dim, embed_dim, features=features, hidden=features)
@@ -60,20 +55,13 @@ class BiGANPipeline(Pipeline):
         self.add_optimizer("generator", self.generator)
         self.add_optimizer("encoder", self.encoder)
         self.add_optimizer("discriminator", self.discriminator)
-        self.phases = [critic_phase(self.loss, self.discriminator, self.discriminator_objective, n_critic),
+        self.phases = [*critic_phases(self.loss, self.discriminator, self.discriminator_objective, n_critic,
+                                      self.real_critic),
                        Phase("GE", ("generator", "encoder"), self.generator_encoder_objective, fresh_batch=False)]
-
-    def code_mean(self, x: Tensor) -> Tensor:
-        """E(x) (the posterior mean for ALI)."""
-        out = self.encoder(x)
-        return out.chunk(2, dim=1)[0] if self.stochastic else out
 
     def encode(self, x: Tensor) -> Tensor:
         """BiGAN: E(x); ALI: a reparameterised draw of q(z | x)."""
-        if not self.stochastic:
-            return self.encoder(x)
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return code_sample(self.encoder, x, self.stochastic)
 
     def pair_critic(self, shape: torch.Size) -> Callable[[Tensor], Tensor]:
         """D on pairs packed as one flat tensor [x.flatten(1), z]: the critic a penalty interpolates."""
@@ -89,6 +77,13 @@ class BiGANPipeline(Pipeline):
         packed_real, packed_fake = torch.cat([x.flatten(1), code], 1), torch.cat([fake.flatten(1), z], 1)
         return critic_objective(self.loss, self.pair_critic(x.shape), packed_real, packed_fake)
 
+    def real_critic(self, batch: Batch) -> tuple[Critic, Tensor]:
+        """The pair critic and the encoder pairs [x, E(x)] (E without gradients), for a lazy regulariser."""
+        x = batch["x"]
+        with torch.no_grad():
+            code = self.encode(x)
+        return self.pair_critic(x.shape), torch.cat([x.flatten(1), code], 1)
+
     def generator_encoder_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """G and E together: generator pairs toward "real", encoder pairs toward "generated"."""
         x = batch["x"]
@@ -97,8 +92,8 @@ class BiGANPipeline(Pipeline):
                    + self.loss.g_loss_real(self.discriminator(x, self.encode(x))))
         return loss_ge, {"loss/g": loss_ge}
 
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
-        return {"z": self.gaussian(n, self.z_dim, generator=generator)}
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Noise:
+        return {"z": self.gaussian(n, self.z_dim, rng=rng)}
 
     def generate(self, noise: Noise) -> Tensor:
         with self.evaluating():
@@ -109,14 +104,20 @@ class BiGANPipeline(Pipeline):
         pictures = {"samples": self.generate(fixed)}
         with self.evaluating():
             x = fixed["x"]
-            codes = self.code_mean(x)
+            codes = code_mean(self.encoder, x, self.stochastic)
             if x.dim() == 4:
                 pictures["reconstructions"] = paired_rows(x, self.generator(codes))
             if self.z_dim == 2 and "y" in fixed:
                 pictures["latent"] = labelled_points(codes, fixed["y"])
         return pictures
 
-    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
-        """Held-out `recon_mse` of G(E(x)) and linear probes of E(x) (with labels)."""
+    # -- what metrics read (genrun.metrics.heldout) -------------------------------------------
+    def codes(self, batch: Batch) -> Tensor:
+        """E(x) of data (ALI: the posterior mean): what a linear probe reads."""
         with self.evaluating():
-            return autoencoder_metrics(self.code_mean, self.generator, data, self.device)
+            return code_mean(self.encoder, batch["x"], self.stochastic)
+
+    def reconstruct(self, batch: Batch) -> Tensor:
+        """G(E(x)) of data, in data space."""
+        with self.evaluating():
+            return self.generator(code_mean(self.encoder, batch["x"], self.stochastic))

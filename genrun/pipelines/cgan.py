@@ -16,18 +16,12 @@ from torch import Tensor
 
 from genrun.data.bundle import Batch
 from genrun.engine.images import labelled_points, square_indices
+from genrun.engine.protocol import Noise, OptimizerFactory, Phase
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
 from genrun.nets.conditional import LabelledGenerator, NetFactory, ProjectionCritic
-from genrun.pipelines.base import (
-    Noise,
-    OptimizerFactory,
-    Phase,
-    Pipeline,
-    critic_objective,
-    critic_phase,
-)
-from genrun.schema import NonNegativeInt, PositiveInt
+from genrun.pipelines.base import Critic, Pipeline, critic_objective, critic_phases
+from genrun.ranges import NonNegativeInt, PositiveInt
 
 
 def require_classes(num_classes: NonNegativeInt, model: str) -> None:
@@ -72,24 +66,26 @@ class CGANPipeline(Pipeline):
     ) -> None:
         require_classes(num_classes, "cgan")
         super().__init__(loss, optimizers, device)
-        self.z_dim, self.num_classes, self.n_critic = z_dim, num_classes, n_critic
+        self.z_dim, self.num_classes = z_dim, num_classes
         self.generator = self.add_net("generator", LabelledGenerator(generator, z_dim, num_classes, embed_dim))
         self.discriminator = self.add_net("discriminator", ProjectionCritic(discriminator, num_classes, features))
         self.add_optimizer("generator", self.generator)
         self.add_optimizer("discriminator", self.discriminator)
-        self.phases = [critic_phase(self.loss, self.discriminator, self.discriminator_objective, n_critic),
+        self.phases = [*critic_phases(self.loss, self.discriminator, self.discriminator_objective, n_critic,
+                                      self.real_critic),
                        Phase("G", ("generator",), self.generator_objective, fresh_batch=False)]
 
     def discriminator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Dmain (+ Dreg): the critic tells real (x, y) from (G(z, y), y), labels shared."""
-        real, y = batch["x"], labels_of(batch, "cgan")
+        critic, real = self.real_critic(batch)
         with torch.no_grad():
-            fake = self.generator(self.gaussian(real.shape[0], self.z_dim), y)
-
-        def critic(x: Tensor) -> Tensor:
-            return self.discriminator(x, y)
-
+            fake = self.generator(self.gaussian(real.shape[0], self.z_dim), batch["y"])
         return critic_objective(self.loss, critic, real, fake)
+
+    def real_critic(self, batch: Batch) -> tuple[Critic, Tensor]:
+        """The critic of the batch's labels, and the real images."""
+        y = labels_of(batch, "cgan")
+        return (lambda x: self.discriminator(x, y)), batch["x"]
 
     def generator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Gmain: G(z, y) for uniform labels y moves to where the critic scores (x, y) real."""
@@ -99,9 +95,9 @@ class CGANPipeline(Pipeline):
         loss_g = self.loss.g_loss(self.discriminator(self.generator(z, y), y))
         return loss_g, {"loss/g": loss_g}
 
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
-        classes = torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
-        return {"z": self.gaussian(n, self.z_dim, generator=generator), "class": classes}
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Noise:
+        classes = torch.randint(self.num_classes, (n,), device=self.device, generator=rng)
+        return {"z": self.gaussian(n, self.z_dim, rng=rng), "class": classes}
 
     def generate(self, noise: Noise) -> Tensor:
         with self.evaluating():

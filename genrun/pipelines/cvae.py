@@ -14,16 +14,17 @@ import torch
 from torch import Tensor
 
 from genrun.data.bundle import Batch
+from genrun.engine.protocol import Noise, OptimizerFactory
 from genrun.losses.elbo import ELBO
 from genrun.nets.conditional import JointCritic, LabelledGenerator, NetFactory
-from genrun.pipelines.base import Noise, OptimizerFactory
 from genrun.pipelines.cgan import class_rows, labels_of, require_classes
 from genrun.pipelines.vae import VAEPipeline
-from genrun.schema import Bounds, NonNegativeInt, PositiveInt
+from genrun.ranges import Bounds, NonNegativeInt, PositiveInt
 
 
 class CVAEPipeline(VAEPipeline):
-    probe_codes = False  # q(z | x, y) is given the label: a probe of its codes would read it back
+    default_metrics = ("elbo", "iwae", "recon")
+    codes = None  # q(z | x, y) is given the label: a probe of its codes would read it back
 
     def __init__(
         self,
@@ -53,9 +54,9 @@ class CVAEPipeline(VAEPipeline):
     def noise_condition(self, noise: Noise) -> tuple[Tensor, ...]:
         return (noise["class"],)
 
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
-        classes = torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
-        return {**super().sample_noise(n, generator), "class": classes}
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Noise:
+        classes = torch.randint(self.num_classes, (n,), device=self.device, generator=rng)
+        return {**super().sample_noise(n, rng), "class": classes}
 
     def previews(self, fixed: Noise) -> dict[str, Tensor]:
         """The VAE's pictures, plus one row per class over the same codes (images only)."""

@@ -1,7 +1,8 @@
 """GAN family (Goodfellow et al. 2014): any adversarial objective, MLP or DCGAN networks.
 
-A step is the critic's phase (`n_critic` updates on fresh batches), any regulariser's phases,
-then the generator's (then the generator's EMA, when `ema` > 0). Tricks that compose with any objective: `pack`
+A step is the critic's phase (`n_critic` updates on fresh batches; with a lazy R1, its own phase
+every k-th step), the generator's (then the generator's EMA, when `ema` > 0), then any generator
+regulariser's phases (GAN+MINE's statistics network). Tricks that compose with any objective: `pack`
 (PacGAN), `feature_matching` (the generator's objective), an EMA generator for sampling;
 the networks bring spectral norm and minibatch discrimination (genrun.nets.layers).
 """
@@ -15,17 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from genrun.data.bundle import Batch
+from genrun.engine.protocol import Noise, OptimizerFactory, Phase
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
-from genrun.pipelines.base import (
-    Noise,
-    OptimizerFactory,
-    Phase,
-    Pipeline,
-    critic_objective,
-    critic_phase,
-)
-from genrun.schema import Decay, PositiveInt
+from genrun.pipelines.base import Critic, Pipeline, critic_objective, critic_phases
+from genrun.ranges import Decay, PositiveInt
 
 
 class GeneratorRegularizer(Protocol):
@@ -78,7 +73,7 @@ class GANPipeline(Pipeline):
     ) -> None:
         super().__init__(loss, optimizers, device, ema)
         check_tricks(discriminator, pack, feature_matching)
-        self.z_dim, self.n_critic = z_dim, n_critic
+        self.z_dim = z_dim
         self.pack, self.feature_matching = pack, feature_matching
         self.generator = self.add_net("generator", generator)
         self.discriminator = self.add_net("discriminator", discriminator)
@@ -89,7 +84,7 @@ class GANPipeline(Pipeline):
         for regularizer in self.regularizers.values():
             regularizer.attach(self)
         self.phases = [
-            critic_phase(self.loss, self.discriminator, self.discriminator_objective, n_critic),
+            *critic_phases(self.loss, self.discriminator, self.discriminator_objective, n_critic, self.real_critic),
             Phase("G", ("generator",), self.generator_objective, fresh_batch=False, after=self.update_ema),
             *(phase for r in self.regularizers.values() for phase in r.phases()),
         ]
@@ -101,6 +96,10 @@ class GANPipeline(Pipeline):
             fake = self.generator(self.gaussian(real.shape[0], self.z_dim))
         return critic_objective(self.loss, self.discriminator, pack_samples(real, self.pack),
                                 pack_samples(fake, self.pack))
+
+    def real_critic(self, batch: Batch) -> tuple[Critic, Tensor]:
+        """The critic and its real inputs (packed), for a lazy regulariser's phase."""
+        return self.discriminator, pack_samples(batch["x"], self.pack)
 
     def generator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Gmain: the generator moves its samples to where the critic scores them real (or, with
@@ -120,11 +119,11 @@ class GANPipeline(Pipeline):
             target = self.discriminator.features(pack_samples(real, self.pack))
         return feature_matching_loss(target, self.discriminator.features(packed_fake))
 
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
-        return {"z": self.gaussian(n, self.z_dim, generator=generator)}
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Noise:
+        return {"z": self.gaussian(n, self.z_dim, rng=rng)}
 
-    def calibration_inputs(self, name: str, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
-        return (self.gaussian(n, self.z_dim, generator=generator),)
+    def calibration_inputs(self, name: str, n: int, rng: torch.Generator) -> tuple[Tensor, ...]:
+        return (self.gaussian(n, self.z_dim, rng=rng),)
 
     def generate(self, noise: Noise) -> Tensor:
         """Samples from the generator's EMA copy when the run keeps one."""

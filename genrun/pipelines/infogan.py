@@ -11,7 +11,8 @@ L_I is maximised over G and Q, and Q is the critic's body plus a head, so the in
 term reaches the shared body (as in the authors' code, where Q's layers are D's variables and
 both losses subtract it). A step is the paper's order, two phases:
 - discriminator (`n_critic` times): the whole SharedBody (body, D head, Q head) minimises its
-  adversarial loss - L_I on a coded batch generated without gradients through G;
+  adversarial loss - L_I on a coded batch generated without gradients through G; a constraint
+  of the objective (WGAN's clipping) then applies to the critic (body and D head), not to Q's head;
 - generator: G alone minimises its adversarial loss - L_I, the critic and Q frozen.
 Optimizer roles: `discriminator` = SharedBody (body + D head + Q head), `generator` = G.
 """
@@ -25,24 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genrun.data.bundle import Batch, DataBundle
+from genrun.data.bundle import Batch
 from genrun.engine.images import labelled_points, square_indices
+from genrun.engine.protocol import Noise, OptimizerFactory, Phase
 from genrun.errors import GenrunError
 from genrun.losses.adversarial import AdversarialLoss
-from genrun.metrics.codes import matched_accuracy
-from genrun.metrics.heldout import has_labels, in_chunks, split_batch
-from genrun.metrics.probe import probe_accuracies
 from genrun.nets.conditional import NetFactory
 from genrun.nets.heads import SharedBody
-from genrun.pipelines.base import (
-    Noise,
-    OptimizerFactory,
-    Phase,
-    Pipeline,
-    critic_objective,
-    critic_phase,
-)
-from genrun.schema import NonNegative, NonNegativeInt, PositiveInt
+from genrun.pipelines.base import Critic, Pipeline, critic_objective, critic_phases
+from genrun.ranges import NonNegative, NonNegativeInt, PositiveInt
 
 MIN_LOG_STD = -4.0  # a learned std below e^-4 only inflates the continuous bound
 
@@ -66,6 +58,7 @@ def continuous_mi_bound(mean: Tensor, log_std: Tensor, c: Tensor) -> Tensor:
 class InfoGANPipeline(Pipeline):
     loss_kinds = ("adversarial",)
     primary_metric = "loss/g"
+    default_metrics = ("code_accuracy", "probe")
 
     def __init__(
         self,
@@ -89,7 +82,7 @@ class InfoGANPipeline(Pipeline):
             raise GenrunError(f"model.continuous={continuous}, model.lambda_info={lambda_info} and "
                               f"model.lambda_continuous={lambda_continuous} must be >= 0")
         super().__init__(loss, optimizers, device)
-        self.z_dim, self.k, self.n_cont, self.n_critic = z_dim, categorical, continuous, n_critic
+        self.z_dim, self.k, self.n_cont = z_dim, categorical, continuous
         self.learn_std = learn_std
         self.info_weights = {"info/cat": lambda_info, "info/cont": lambda_continuous}
         q_dim = categorical + continuous * (2 if learn_std else 1)
@@ -97,7 +90,8 @@ class InfoGANPipeline(Pipeline):
         self.discriminator = self.add_net("discriminator", SharedBody(discriminator, q_dim, features, features))
         self.add_optimizer("discriminator", self.discriminator)  # body, D head and Q head
         self.add_optimizer("generator", self.generator)
-        self.phases = [critic_phase(self.loss, self.discriminator, self.discriminator_objective, n_critic),
+        self.phases = [*critic_phases(self.loss, self.discriminator.critic_layers(), self.discriminator_objective,
+                                      n_critic, self.real_critic),
                        Phase("G", ("generator",), self.generator_objective, fresh_batch=False)]
 
     # -- codes ------------------------------------------------------------------------------
@@ -146,6 +140,10 @@ class InfoGANPipeline(Pipeline):
         info = self.info_terms(q_of_fake[0], noise)
         return loss - self.weighted_info(info), {**scalars, **info}
 
+    def real_critic(self, batch: Batch) -> tuple[Critic, Tensor]:
+        """The critic (body and D head) and the real batch, for a lazy regulariser's phase."""
+        return self.discriminator, batch["x"]
+
     def generator_objective(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """G: min adversarial loss - L_I through the critic and Q (frozen in this phase)."""
         noise = self.sample_noise(batch["x"].shape[0])
@@ -155,11 +153,11 @@ class InfoGANPipeline(Pipeline):
         return loss_g - self.weighted_info(info), {"loss/g": loss_g, **info}
 
     # -- sampling and pictures -------------------------------------------------------------
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Noise:
         return {
-            "z": self.gaussian(n, self.z_dim, generator=generator),
-            "code": torch.randint(self.k, (n,), device=self.device, generator=generator),
-            "cont": torch.rand(n, self.n_cont, device=self.device, generator=generator) * 2 - 1,
+            "z": self.gaussian(n, self.z_dim, rng=rng),
+            "code": torch.randint(self.k, (n,), device=self.device, generator=rng),
+            "cont": torch.rand(n, self.n_cont, device=self.device, generator=rng) * 2 - 1,
         }
 
     def generate(self, noise: Noise) -> Tensor:
@@ -184,18 +182,12 @@ class InfoGANPipeline(Pipeline):
             pictures[f"continuous{j}"] = self.generate(sweep)
         return pictures
 
-    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float]:
-        """`code_accuracy`: Q's categorical code of held-out data vs its labels (best one-to-one
-        match of code values to classes); linear probes of Q's outputs."""
-        test = split_batch(data, "test", self.device)
-        if not has_labels(test):
-            return {}
-
-        def q_codes(batch: Batch) -> Tensor:
+    # -- what metrics read (genrun.metrics.heldout) -------------------------------------------
+    def codes(self, batch: Batch) -> Tensor:
+        """Q's outputs for data (categorical logits and continuous parameters): what a probe reads."""
+        with self.evaluating():
             return self.discriminator.both(batch["x"])[1]
 
-        with self.evaluating():
-            codes = in_chunks(q_codes, test)[:, : self.k].argmax(1)
-            metrics = {"code_accuracy": matched_accuracy(codes, test["y"])}
-            metrics.update(probe_accuracies(q_codes, data, self.device))
-        return metrics
+    def categorical_code(self, batch: Batch) -> Tensor:
+        """Q's categorical logits for data: InfoGAN's unsupervised classes (code accuracy)."""
+        return self.codes(batch)[:, : self.k]

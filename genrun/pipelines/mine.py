@@ -13,11 +13,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from genrun.data.bundle import Batch, DataBundle
+from genrun.data.bundle import Batch
+from genrun.engine.protocol import Noise, OptimizerFactory, Phase
 from genrun.errors import GenrunError
 from genrun.losses.mine import MIObjective
-from genrun.pipelines.base import Noise, OptimizerFactory, Phase, Pipeline
-from genrun.schema import Decay, NonNegative, PositiveInt
+from genrun.pipelines.base import Pipeline
+from genrun.ranges import Decay, NonNegative, PositiveInt
 
 Statistics = Callable[[Tensor, Tensor], Tensor]
 EVAL_CHUNK = 65_536  # pairs per forward pass at evaluation
@@ -53,6 +54,7 @@ class MINEPipeline(Pipeline):
     generative = False  # an estimator: its pictures are heat maps of T, not samples of the data
     loss_kinds = ("mi",)
     primary_metric = "mi_estimate"  # the held-out estimate
+    default_metrics = ("mi",)
 
     def __init__(
         self,
@@ -107,18 +109,7 @@ class MINEPipeline(Pipeline):
         t_marginal = torch.cat([self.values(x, z.roll(k, 0)) for k in shifts])
         return float(self.loss.bound(self.values(x, z), t_marginal))
 
-    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float | None]:
-        """mi_estimate (held-out split, else the training set; None if not finite) and mi_true when
-        the data knows it, in nats."""
-        pairs = data.test if isinstance(data.test, Tensor) else data.train
-        estimate = self.held_out_estimate(pairs)
-        metrics: dict[str, float | None] = {"mi_estimate": estimate if torch.isfinite(torch.tensor(estimate)) else None}
-        truth = getattr(data, "mutual_information", None)
-        if truth is not None:
-            metrics["mi_true"] = float(truth)
-        return metrics
-
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Noise:
         """MINE has no generator and no noise: the pictures are a fixed grid over (x_1, z_1)."""
         axis = torch.linspace(-HEATMAP_EXTENT, HEATMAP_EXTENT, HEATMAP_SIDE, device=self.device)
         z1, x1 = torch.meshgrid(axis.flip(0), axis, indexing="ij")  # rows: z_1 from top (+) to bottom (-)

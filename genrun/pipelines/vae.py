@@ -4,9 +4,9 @@ The decoder likelihood is, on images rescaled to [0, 1], Bernoulli (for binarise
 `dataset.binarize=static|dynamic`) or the continuous Bernoulli (greyscale pixels); on unbounded
 data such as the 2D mixtures, Gaussian with a learned scale per dimension. The networks take
 extra inputs from `condition(batch)` (none here; the class label in the CVAE, cvae.py).
-End-of-run metrics on the held-out split: `elbo` (nats per example, higher is better) with
-`elbo_likelihood` naming what it bounds, `recon_mse` (of the posterior mean's reconstruction)
-and linear probes of the codes.
+Optimizer roles: `encoder` (q) and `decoder` (p). Metrics read `elbo_per_example`,
+`importance_weighted_bound`, `reconstruct` (the posterior mean's reconstruction) and `codes`
+(the posterior means) on held-out data; `likelihood_description` says what the bounds bound.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from genrun.data.bundle import Batch, DataBundle
+from genrun.data.bundle import Batch
 from genrun.engine.images import labelled_points, paired_rows
+from genrun.engine.protocol import Noise, OptimizerFactory, Phase
 from genrun.errors import GenrunError
 from genrun.losses.elbo import (
     ELBO,
@@ -29,10 +30,9 @@ from genrun.losses.elbo import (
     gaussian_log_prob,
     importance_weighted_bound,
 )
-from genrun.metrics.heldout import in_chunks, split_batch
-from genrun.metrics.probe import probe_accuracies
-from genrun.pipelines.base import Noise, OptimizerFactory, Phase, Pipeline
-from genrun.schema import Bounds, PositiveInt, Shape
+from genrun.nets.gaussian import gaussian_parameters, reparameterize
+from genrun.pipelines.base import Pipeline
+from genrun.ranges import Bounds, PositiveInt, Shape
 
 LIKELIHOODS = ("auto", "bernoulli", "continuous_bernoulli", "gaussian")
 
@@ -74,7 +74,7 @@ class LogScale(nn.Module):
 class VAEPipeline(Pipeline):
     loss_kinds = ("likelihood",)
     primary_metric = "loss/vae"
-    probe_codes = True  # linear probe of the posterior means in evaluate()
+    default_metrics = ("elbo", "iwae", "recon", "probe")
 
     def __init__(
         self,
@@ -99,8 +99,8 @@ class VAEPipeline(Pipeline):
             self.log_scale = self.add_net("log_scale", LogScale(decoder.shape))
             decoder_nets.append(self.log_scale)
         self.add_optimizer("encoder", self.encoder)
-        self.add_optimizer("generator", *decoder_nets)
-        self.phases = [Phase("elbo", ("encoder", "generator"), self.elbo_objective)]
+        self.add_optimizer("decoder", *decoder_nets)
+        self.phases = [Phase("elbo", ("encoder", "decoder"), self.elbo_objective)]
 
     # -- the model ------------------------------------------------------------------------
     def condition(self, batch: Batch) -> tuple[Tensor, ...]:
@@ -113,8 +113,7 @@ class VAEPipeline(Pipeline):
 
     def encode(self, x: Tensor, *cond: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and log-variance."""
-        mu, logvar = self.encoder(x, *cond).chunk(2, dim=1)
-        return mu, logvar
+        return gaussian_parameters(self.encoder(x, *cond))
 
     def decode(self, z: Tensor, *cond: Tensor) -> Tensor:
         """The decoder's raw output (logits for Bernoulli, the mean for Gaussian)."""
@@ -141,12 +140,12 @@ class VAEPipeline(Pipeline):
         """Encoder and decoder together minimise the negative ELBO of the batch."""
         x, cond = batch["x"], self.condition(batch)
         mu, logvar = self.encode(x, *cond)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation trick
+        z = reparameterize(mu, logvar)
         terms = self.loss(self.log_likelihood(self.decode(z, *cond), x), gaussian_kl_standard(mu, logvar))
         loss = terms.pop("loss")
         return loss, {"loss/vae": loss, **terms}
 
-    def importance_weighted_bound(self, batch: Batch, k: int, generator: torch.Generator | None = None,
+    def importance_weighted_bound(self, batch: Batch, k: int, rng: torch.Generator | None = None,
                                   decodes_per_pass: int = 8192) -> Tensor:
         """The k-sample importance-weighted bound on log p(x) (Burda et al. 2016) per example, in
         nats (the same likelihood as the ELBO: see `likelihood_description`; the CVAE's is of
@@ -159,8 +158,7 @@ class VAEPipeline(Pipeline):
             log_weights = []
             for start in range(0, k, per_pass):
                 m = min(per_pass, k - start)
-                eps = torch.randn((m, *mu.shape), device=mu.device, generator=generator)
-                z = mu + eps * (0.5 * logvar).exp()  # [m, B, z_dim]
+                z = reparameterize(mu, logvar, rng, samples=m)  # [m, B, z_dim]
                 repeat = [t.expand(m, *t.shape).reshape(m * len(t), *t.shape[1:]) for t in (x, *cond)]
                 log_px = self.log_likelihood(self.decode(z.reshape(-1, z.shape[-1]), *repeat[1:]), repeat[0])
                 log_prior = diagonal_gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
@@ -168,8 +166,8 @@ class VAEPipeline(Pipeline):
                 log_weights.append(log_px.view(m, len(x)) + log_prior - log_posterior)
             return importance_weighted_bound(torch.cat(log_weights))
 
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Noise:
-        return {"z": self.gaussian(n, self.z_dim, generator=generator)}
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Noise:
+        return {"z": self.gaussian(n, self.z_dim, rng=rng)}
 
     def generate(self, noise: Noise) -> Tensor:
         with self.evaluating():
@@ -187,24 +185,22 @@ class VAEPipeline(Pipeline):
                 pictures["latent"] = labelled_points(mu, fixed["y"])
         return pictures
 
-    def evaluate(self, data: DataBundle, generator: torch.Generator) -> dict[str, float | str]:
-        """Held-out ELBO (one posterior sample per example, beta = 1), reconstruction error, probes."""
-        test = split_batch(data, "test", self.device)
-        if test is None:
-            return {}
-
-        def per_example(batch: Batch) -> Tensor:
-            x, cond = batch["x"], self.condition(batch)
-            mu, logvar = self.encode(x, *cond)
-            z = mu + torch.randn(mu.shape, device=mu.device, generator=generator) * (0.5 * logvar).exp()
-            elbo = self.log_likelihood(self.decode(z, *cond), x) - gaussian_kl_standard(mu, logvar)
-            mse = (self.to_data(self.decode(mu, *cond)) - x).pow(2).flatten(1).mean(1)
-            return torch.stack([elbo, mse], 1)
-
+    # -- what metrics read (genrun.metrics.heldout, genrun.metrics.likelihood) -------------------
+    def elbo_per_example(self, batch: Batch, rng: torch.Generator | None = None) -> Tensor:
+        """The ELBO of each example (beta = 1, one posterior draw from `rng`), in nats."""
+        x, cond = batch["x"], self.condition(batch)
         with self.evaluating():
-            values = in_chunks(per_example, test).mean(0)
-            metrics = {"elbo": float(values[0]), "elbo_likelihood": self.likelihood_description,
-                       "recon_mse": float(values[1])}
-            if self.probe_codes:
-                metrics.update(probe_accuracies(lambda b: self.encode(b["x"])[0], data, self.device))
-        return metrics
+            mu, logvar = self.encode(x, *cond)
+            z = reparameterize(mu, logvar, rng)
+            return self.log_likelihood(self.decode(z, *cond), x) - gaussian_kl_standard(mu, logvar)
+
+    def reconstruct(self, batch: Batch) -> Tensor:
+        """The mean of p(x | z) at the posterior mean of z, in data space."""
+        x, cond = batch["x"], self.condition(batch)
+        with self.evaluating():
+            return self.to_data(self.decode(self.encode(x, *cond)[0], *cond))
+
+    def codes(self, batch: Batch) -> Tensor:
+        """The posterior means of data: what a linear probe reads."""
+        with self.evaluating():
+            return self.encode(batch["x"], *self.condition(batch))[0]

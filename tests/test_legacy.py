@@ -1,0 +1,45 @@
+"""Runs already on disk keep working: checkpoints written by an earlier genrun (version 1, see
+tests/data/legacy/make.py) resume with today's code to the very weights the old code reached,
+and genrun-sample reads them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from genrun.run_state import read_checkpoint
+from genrun.sample import sample_command
+from genrun.task import resume_config
+from genrun.train import run
+from tests.data.legacy.make import weights_sha256
+
+LEGACY = Path(__file__).parent / "data" / "legacy"
+CASES = sorted(p.stem for p in LEGACY.glob("*.pt"))
+
+
+def test_there_are_legacy_checkpoints_of_several_families():
+    assert {"dcgan", "vae", "aae", "infogan"} <= set(CASES)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_version_1_checkpoint_resumes_to_the_weights_the_old_code_reached(tmp_path, case):
+    record = json.loads((LEGACY / f"{case}.json").read_text())
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copyfile(LEGACY / f"{case}.pt", tmp_path / "checkpoints" / "last.pt")
+    half = read_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert half["version"] == 2 and half["step"] == 4
+    run(resume_config(half["config_raw"], [f"trainer.max_steps={record['step']}"], str(tmp_path)), tmp_path, half)
+    end = read_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert end["step"] == record["step"]
+    assert weights_sha256(end) == record["weights_sha256"]
+
+
+def test_a_decoder_optimizer_saved_as_generator_is_read_as_decoder(tmp_path):
+    checkpoint = read_checkpoint(LEGACY / "vae.pt")
+    assert set(checkpoint["pipeline"]["optimizers"]) == {"encoder", "decoder"}
+    assert "decoder" in checkpoint["config_raw"]["optimizer"]
+    out = sample_command(str(LEGACY / "vae.pt"), n=4, out=str(tmp_path / "s.pt"))
+    assert out.is_file()
