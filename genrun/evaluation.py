@@ -22,7 +22,15 @@ import torch
 from torch import Tensor
 
 from genrun.data.bundle import DataBundle
-from genrun.metrics.base import CHUNK, Better, EvalContext, FeatureSpace, Metric, in_chunks
+from genrun.metrics.base import (
+    CHUNK,
+    Better,
+    EvalContext,
+    FeatureSpace,
+    Metric,
+    in_chunks,
+    logits_of,
+)
 from genrun.ranges import PositiveInt, Seed
 
 log = logging.getLogger("genrun")
@@ -97,7 +105,7 @@ class Evaluator:
             self._real = data.examples(self.n_real, self.real_split)["x"]
             self._real_features = in_chunks(space.features, self._real) if space is not None else None
             wants_logits = space is not None and space.has_logits and "logits" in needs
-            self._real_logits = in_chunks(space.logits, self._real) if wants_logits else None
+            self._real_logits = logits_of(space, self._real, lambda: self._real_features) if wants_logits else None
 
     def context(self, pipeline: Any, data: DataBundle, held_out: str) -> EvalContext:
         return EvalContext(self._real, lambda: draw_samples(pipeline, self.n_fake, self.seed), self.space, pipeline,

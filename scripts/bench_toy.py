@@ -134,7 +134,8 @@ def run_cell(cell: Cell) -> dict:
     print(f"{cell.dataset} {cell.method} seed {cell.seed}: {1000 * per_step:.1f} CPU ms/step, {steps} steps",
           file=sys.stderr, flush=True)
     metrics, cpu_s = timed_run(overrides, steps)
-    return {"steps": steps, "cpu_s": cpu_s, **{k: metrics.get(k) for k in ("modes", "hq", "rkl")}}
+    return {"steps": steps, "cpu_s": cpu_s, "modes": metrics.get("modes"), "hq": metrics.get("hq"),
+            "rkl": metrics.get("kl_to_uniform")}  # PacGAN's reverse KL (metrics.json's kl_to_uniform)
 
 
 def mean_se(values: list[float]) -> str:

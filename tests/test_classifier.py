@@ -127,6 +127,7 @@ def test_stacked_modes_count_fabricated_samples(monkeypatch, tmp_path):
     space.prepare(data, (-1.0, 1.0), torch.device("cpu"))
     assert space.info["accuracy"] == 1.0 and space.features(test_x[:4]).shape == (4, 3 * 128)
     assert torch.equal(space.logits(test_x).argmax(1), test_y)
+    assert torch.allclose(space.logits_of_features(space.features(test_x)), space.logits(test_x), atol=1e-4)
     every_mode = torch.cartesian_prod(torch.arange(10), torch.arange(10), torch.arange(10))
     ten_modes = torch.tensor([[d, d, d] for d in range(10)]).repeat_interleave(100, 0)
     metric = StackedModes()
@@ -156,6 +157,8 @@ def test_stacked_modes_skip_other_data_and_channel_labels():
         ChannelClassifierFeatures().prepare(digits, (-1.0, 1.0), torch.device("cpu"))
     space = ClassifierFeatures()
     space.prepare(digits, (-1.0, 1.0), torch.device("cpu"))
+    x = digits.train[:20]
+    assert torch.allclose(space.logits_of_features(space.features(x)), space.logits(x), atol=1e-5)
     ctx = EvalContext(digits.train, lambda: digits.train, space, None, digits, 0)
     assert "per-channel digit classifier" in StackedModes().missing(ctx)
 
@@ -173,3 +176,16 @@ def test_the_default_job_ends_with_offline_sample_quality_numbers(tmp_path):
     assert len(features["weights_sha256"]) == 64
     assert saved["protocol"]["n_fake"] == 200 and saved["protocol"]["real_split"] == "train"
     assert metrics["primary"] == "fid"
+
+
+def test_a_classifier_that_costs_more_than_the_run_says_so_in_one_line(caplog):
+    digits = load_digits(8)
+    x, y = digits.train[:256].float(), digits.labels[:256]
+    settings = ClassifierSettings(max_steps=25, check_every=10)
+    with caplog.at_level("INFO", logger="genrun"):
+        clf.train_classifier(x, y, 10, settings, torch.device("cpu"), (x, y), budget_s=1e-6)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "more than the 0 s of training it measures" in warnings[0]
+    assert "features=none turns it off" in warnings[0]
+    assert [r.getMessage() for r in caplog.records if "held-out accuracy" in r.getMessage()][:2] == [
+        m for m in (r.getMessage() for r in caplog.records) if m.startswith("classifier: step ")][:2]

@@ -84,6 +84,7 @@ def test_the_bound_reduces_log_mean_exp():
 def test_a_trained_vae_bound_is_above_its_elbo_and_grows_with_k(model, tmp_path):
     cfg = compose_config(f"model={model}", "trainer=debug", "trainer.max_steps=200", "trainer.batch_size=32",
                          "eval=debug", "dataset.binarize=static", "model.encoder.width=8", "model.decoder.width=8",
+                         "metrics=[auto,iwae]",
                          "trainer.log_every=100", "trainer.sample_every=1000", "trainer.ckpt_every=1000")
     # 200 steps: past the first steps' collapsed posterior (q = p(z)), where every k gives one value
     pipeline, data = build_pipeline(cfg, CPU), build_data(cfg)

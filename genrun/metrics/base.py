@@ -43,7 +43,9 @@ class FeatureSpace(Protocol):
         """[N, ...] samples -> [N, D] features (float, on any device)."""
 
     def logits(self, x: Tensor) -> Tensor:
-        """[N, ...] samples -> [N, K] class logits (only when `has_logits`)."""
+        """[N, ...] samples -> [N, K] class logits (only when `has_logits`). A space whose logits
+        are a head on its features may also define `logits_of_features(features)`, so that an
+        evaluation that needs both runs its network once."""
 
     def protocol(self) -> dict[str, Any]:
         """What a reader needs to compare numbers: the network, the sha256 of its weights,
@@ -100,11 +102,17 @@ class EvalContext:
     def real_logits(self) -> Tensor:
         if self._real_logits is not None:
             return self._real_logits
-        return in_chunks(self.space.logits, self.real)
+        return logits_of(self.space, self.real, lambda: self.real_features)
 
     @cached_property
     def fake_logits(self) -> Tensor:
-        return in_chunks(self.space.logits, self.fake)
+        return logits_of(self.space, self.fake, lambda: self.fake_features)
+
+
+def logits_of(space: FeatureSpace, x: Tensor, features: Callable[[], Tensor]) -> Tensor:
+    """Class logits of x: from its features when the space's logits are a head on them, else anew."""
+    head = getattr(space, "logits_of_features", None)
+    return in_chunks(head, features()) if head is not None else in_chunks(space.logits, x)
 
 
 class Metric:

@@ -7,10 +7,11 @@ dataset and cached in the user's cache folder under the hash of the data, its va
 these settings, so every run of that dataset is measured in the same space; its held-out
 accuracy and the sha256 of its weights are recorded with every number.
 
-Its training is bounded, so that a dataset of MNIST's size costs about a minute on two CPU
+Its training is bounded, so that a dataset of MNIST's size costs well under a minute on two CPU
 cores: at most `max_steps` mini-batches (and `epochs` passes) over at most `max_examples`
-examples, stopped early once the held-out accuracy (on `held_out_examples` at most, checked every
-`check_every` steps and logged) stops improving.
+examples, its held-out accuracy logged every `check_every` steps as it goes. (Stopping once that
+accuracy stalls lost accuracy: batch norm's accuracy dips early, and the cosine schedule's end
+gains the most; on MNIST a stop at step 500 of 1,200 gave 0.970 against 0.982.)
 """
 
 from __future__ import annotations
@@ -52,26 +53,26 @@ class ClassifierSettings:
     width: int = 32  # channels of the first convolution (then 2x, 4x)
     feature_dim: int = 128  # the penultimate layer: the features FID & co. are computed on
     epochs: int = 20  # passes over the training examples at most
-    max_steps: int = 800  # mini-batches at most
+    max_steps: int = 1200  # mini-batches at most
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 0
     max_examples: int = 60_000  # training examples at most (MNIST's training set)
     held_out_examples: int = 10_000  # examples its accuracy is measured on at most
-    check_every: int = 100  # steps between held-out checks (on at most 1,000 examples)
-    patience: int = 2  # checks without a gain of min_gain before it stops
-    min_gain: float = 0.002
+    check_every: int = 200  # steps between the logged held-out accuracies (on at most 1,000 examples)
 
 
 class ClassifierNet(nn.Module):
-    """Three convolutions (stride 2 after the first), global average pooling, a feature layer."""
+    """Three convolutions (stride 2 after the first) with batch norm, average pooling to 2x2, a
+    feature layer. Batch norm: on MNIST (9,000 images, 32 px) 1,200 steps reach 0.982 held-out
+    accuracy in 37 s on 2 cores, where without it 2,800 steps (68 s) reached 0.974."""
 
     def __init__(self, channels: int, num_classes: int, width: int, feature_dim: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.BatchNorm2d(4 * width), nn.ReLU(),
             nn.AdaptiveAvgPool2d(2), nn.Flatten(),
             nn.Linear(16 * width, feature_dim), nn.ReLU(),
         )
@@ -113,8 +114,8 @@ def train_classifier(x: Tensor, y: Tensor, num_classes: int, settings: Classifie
                      held: tuple[Tensor, Tensor] | None = None, budget_s: float | None = None) -> ClassifierNet:
     """Adam with a cosine schedule on shuffled mini-batches, deterministic given `settings.seed`
     (in a forked RNG, so the caller's random state is untouched); every `check_every` steps the
-    accuracy on (at most 1,000 of) `held` is logged, and training stops once it stops improving.
-    When the first steps show that it will take longer than `budget_s`, it says so."""
+    accuracy on (at most 1,000 of) `held` is logged. When the first steps show that it will take
+    longer than `budget_s`, it says so."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
         torch.manual_seed(settings.seed)
         net = ClassifierNet(x.shape[1], num_classes, settings.width, settings.feature_dim).to(device)
@@ -125,7 +126,7 @@ def train_classifier(x: Tensor, y: Tensor, num_classes: int, settings: Classifie
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         order = torch.randperm(len(x), generator=g)
         check = (held[0][:1000], held[1][:1000]) if held is not None else None
-        best, stale, t0 = 0.0, 0, time.perf_counter()
+        t0 = time.perf_counter()
         for step in range(steps):
             i = step % per_epoch
             if i == 0 and step > 0:
@@ -140,14 +141,9 @@ def train_classifier(x: Tensor, y: Tensor, num_classes: int, settings: Classifie
                 warn_if_over_budget(steps, time.perf_counter() - t0, budget_s)
             if check is not None and (step + 1) % settings.check_every == 0 and step + 1 < steps:
                 net.eval()
-                acc = accuracy(net, *check, device)
+                log.info("classifier: step %d/%d, held-out accuracy %.4f", step + 1, steps,
+                         accuracy(net, *check, device))
                 net.train()
-                log.info("classifier: step %d/%d, held-out accuracy %.4f", step + 1, steps, acc)
-                best, stale = (acc, 0) if acc >= best + settings.min_gain else (best, stale + 1)
-                if stale >= settings.patience:
-                    log.info("classifier: stopped at step %d (no gain of %g in %d checks)", step + 1,
-                             settings.min_gain, settings.patience)
-                    break
     return net.eval()
 
 
@@ -254,10 +250,14 @@ class ClassifierFeatures:
 
     def prepare(self, data: DataBundle, value_range: tuple[float, float] | None, device: torch.device,
                 budget_s: float | None = None) -> None:
-        x, y, held_x, held_y, held_split = train_and_held_out(data, self.settings)
+        x, y, held_x, held_y, held_split = self.examples(data)
         self.device = device
         self.net, info = load_or_train(x, y, held_x, held_y, value_range, device, self.settings, budget_s)
         self.info = {**info, "accuracy_split": held_split}
+
+    def examples(self, data: DataBundle) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
+        """What it trains on and is scored on: (x, y, held-out x, held-out y, the held-out split's name)."""
+        return train_and_held_out(data, self.settings)
 
     @torch.no_grad()
     def features(self, x: Tensor) -> Tensor:
@@ -266,6 +266,10 @@ class ClassifierFeatures:
     @torch.no_grad()
     def logits(self, x: Tensor) -> Tensor:
         return self.net(x.to(self.device).float())
+
+    @torch.no_grad()
+    def logits_of_features(self, features: Tensor) -> Tensor:
+        return self.net.head(features.to(self.device))
 
     def protocol(self) -> dict[str, Any]:
         return dict(self.info)

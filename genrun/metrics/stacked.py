@@ -19,12 +19,7 @@ from torch import Tensor
 from genrun.data.bundle import DataBundle
 from genrun.errors import GenrunError
 from genrun.metrics.base import EvalContext, Metric
-from genrun.metrics.classifier import (
-    ClassifierNet,
-    ClassifierSettings,
-    labelled_split,
-    load_or_train,
-)
+from genrun.metrics.classifier import ClassifierFeatures, labelled_split
 from genrun.metrics.distances import kl_to_reference
 
 CHANNELS, DIGITS = 3, 10
@@ -52,28 +47,19 @@ def mode_counts_metrics(modes: Tensor) -> dict[str, float]:
     return {"modes": int((counts > 0).sum()), "kl_to_uniform": kl_to_reference(counts, torch.ones(N_MODES))}
 
 
-class ChannelClassifierFeatures:
+class ChannelClassifierFeatures(ClassifierFeatures):
     """Stacked MNIST's feature space: genrun's classifier trained on the dataset's one-channel
     digits (cached like the other classifiers), applied to each channel."""
 
     name = "channel_classifier"
-    has_logits = True
 
-    def __init__(self, settings: ClassifierSettings | None = None) -> None:
-        self.settings = settings or ClassifierSettings()
-        self.net: ClassifierNet | None = None
-        self.info: dict[str, Any] = {}
-
-    def prepare(self, data: DataBundle, value_range: tuple[float, float] | None, device: torch.device,
-                budget_s: float | None = None) -> None:
+    def examples(self, data: DataBundle) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
+        """The training stacks' channels as one-channel digits (and the held-out stacks')."""
         train = labelled_split(data, "train", self.settings.max_examples // CHANNELS)
         test = labelled_split(data, "test", self.settings.held_out_examples // CHANNELS)
         if train is None or train[0].dim() != 4 or train[0].shape[1] != CHANNELS or bool((train[1] >= N_MODES).any()):
             raise GenrunError("features=channel_classifier needs stacked MNIST (3 channels, labels d0*100 + d1*10 + d2)")
-        x, y = channel_digits(*train)
-        held_x, held_y = channel_digits(*(test or train))
-        self.device = device
-        self.net, self.info = load_or_train(x, y, held_x, held_y, value_range, device, self.settings, budget_s)
+        return *channel_digits(*train), *channel_digits(*(test or train)), "test" if test else "train"
 
     @torch.no_grad()
     def digit_log_probs(self, x: Tensor) -> Tensor:
@@ -88,8 +74,14 @@ class ChannelClassifierFeatures:
     def logits(self, x: Tensor) -> Tensor:
         return mode_logits(self.digit_log_probs(x))
 
+    @torch.no_grad()
+    def logits_of_features(self, features: Tensor) -> Tensor:
+        """The modes' logits from the three channels' features (the digit head on each)."""
+        per_channel = features.to(self.device).view(len(features), CHANNELS, -1)
+        return mode_logits(torch.log_softmax(self.net.head(per_channel), 2))
+
     def protocol(self) -> dict[str, Any]:
-        return {**self.info, "name": self.name, "applied": "to each of the 3 channels (digit accuracy above)"}
+        return {**super().protocol(), "name": self.name, "applied": "to each of the 3 channels (digit accuracy above)"}
 
 
 class StackedModes(Metric):

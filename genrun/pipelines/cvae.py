@@ -23,7 +23,7 @@ from genrun.ranges import Bounds, NonNegativeInt, PositiveInt
 
 
 class CVAEPipeline(VAEPipeline):
-    default_metrics = ("elbo", "iwae", "recon")
+    default_metrics = ("elbo", "recon")
     codes = None  # q(z | x, y) is given the label: a probe of its codes would read it back
 
     def __init__(

@@ -74,7 +74,7 @@ class LogScale(nn.Module):
 class VAEPipeline(Pipeline):
     loss_kinds = ("likelihood",)
     primary_metric = "loss/vae"
-    default_metrics = ("elbo", "iwae", "recon", "probe")
+    default_metrics = ("elbo", "recon", "probe")  # iwae (k passes per example) on request: metrics=[auto,iwae]
 
     def __init__(
         self,
