@@ -15,6 +15,7 @@ from genrun.losses.elbo import (
     continuous_bernoulli_log_norm,
     continuous_bernoulli_log_prob,
     continuous_bernoulli_mean,
+    diagonal_gaussian_log_prob,
     gaussian_kl_standard,
     gaussian_log_prob,
 )
@@ -178,6 +179,23 @@ def test_continuous_bernoulli_normaliser_and_its_gradient_near_one_half(eta):
     assert log_c.item() == pytest.approx(exact.item(), abs=1e-5)
     if abs(eta) < 1e-3:
         assert logits.grad.item() == pytest.approx(eta / 6, rel=1e-3)
+
+
+@pytest.mark.parametrize("eta", [0.09, -0.0999, 0.05])
+def test_continuous_bernoulli_series_is_the_closed_form_to_double_precision(eta):
+    """Below |eta| = 0.1 the normaliser is log 2 + eta^2/12 - 7 eta^4/1440: its next term is below
+    2e-10 there, so in float64 it equals eta / tanh(eta / 2) to 1e-9 (a wrong eta^4 term is off by 4e-8)."""
+    x = torch.tensor([eta], dtype=torch.float64)
+    exact = torch.log(x / torch.tanh(x / 2))
+    assert continuous_bernoulli_log_norm(x).item() == pytest.approx(exact.item(), abs=1e-9)
+
+
+def test_diagonal_gaussian_log_prob_is_the_normal_density():
+    """Its 2 pi constant cancels inside the IWAE weights (prior minus posterior), so pin it here."""
+    g = torch.Generator().manual_seed(3)
+    z, mu, logvar = (torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    reference = torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(z).sum(-1)
+    assert torch.allclose(diagonal_gaussian_log_prob(z, mu, logvar), reference, atol=1e-12)
 
 
 def test_continuous_bernoulli_mean_near_zero_follows_its_series():

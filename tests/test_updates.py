@@ -214,6 +214,7 @@ def test_lazy_r1_runs_every_kth_step_with_its_weight_times_k(k):
     scalars = Updater().update(pipeline, lazy, batch)
     assert float(scalars["r1"]) == pytest.approx(k * gamma / 2 * float(w.pow(2).sum()), rel=1e-6)
     assert torch.allclose(pipeline.discriminator.w, w * (1 - lr * k * gamma), atol=1e-7)
+    assert "r1" not in pipeline.phases[0].objective(batch)[1]  # the critic phase leaves R1 to its own phase
     assert set(Updater().step(pipeline, lambda: {"x": torch.randn(16, 2)}, k - 1)) == {"loss/d", "loss/g"}
     assert "r1" in Updater().step(pipeline, lambda: {"x": torch.randn(16, 2)}, k)
 
@@ -226,8 +227,24 @@ def test_r1_with_every_critic_update_stays_in_the_critic_phase():
     assert float(scalars["r1"]) == pytest.approx(float(w.pow(2).sum()), rel=1e-6)  # gamma/2 = 1
 
 
-def test_a_bad_r1_interval_is_one_clear_error():
+@pytest.mark.parametrize("bad", [0, 2.5, True])
+def test_a_bad_r1_interval_is_one_clear_error(bad):
     from genrun.losses.adversarial import NonSaturating
 
-    with pytest.raises(GenrunError, match=r"loss.r1_every=0: must be an integer >= 1"):
-        NonSaturating(r1_gamma=1.0, r1_every=0)
+    with pytest.raises(GenrunError, match=rf"^loss.r1_every={bad!r}: must be an integer >= 1"):
+        NonSaturating(r1_gamma=1.0, r1_every=bad)
+
+
+def every_adversarial_loss():
+    from genrun.losses import adversarial, fgan
+
+    classes = [adversarial.Minimax, adversarial.NonSaturating, adversarial.BoundarySeeking, adversarial.LeastSquares,
+               adversarial.Hinge, adversarial.Wasserstein, adversarial.WGAN, adversarial.WGANGP]
+    return [*(cls(r1_gamma=1.0, r1_every=3) for cls in classes),
+            fgan.FGAN(fgan.KL(), r1_gamma=1.0, r1_every=3)]
+
+
+def test_every_adversarial_loss_passes_its_r1_interval_on():
+    for loss in every_adversarial_loss():
+        assert loss.lazy_every == 3, type(loss).__name__
+        assert "r1" not in loss.regularizers(lambda x: x.sum(1, keepdim=True), torch.ones(2, 2), torch.ones(2, 2))
