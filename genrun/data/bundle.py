@@ -95,10 +95,10 @@ def hold_out_validation(data: DataBundle, n: int) -> DataBundle:
     return replace(data, train=Subset(data.train, range(keep)), validation=Subset(data.train, range(keep, len(data.train))))
 
 
-def bernoulli_pixels(x: Tensor, low: float, high: float, generator: torch.Generator | None = None) -> Tensor:
+def bernoulli_pixels(x: Tensor, low: float, high: float, rng: torch.Generator | None = None) -> Tensor:
     """Pixels in [low, high] -> low or high, high with probability (x - low) / (high - low)."""
     p = ((x - low) / (high - low)).clamp(0, 1)
-    return low + (high - low) * torch.bernoulli(p, generator=generator)
+    return low + (high - low) * torch.bernoulli(p, generator=rng)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:

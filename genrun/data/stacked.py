@@ -12,10 +12,10 @@ from genrun.errors import GenrunError
 from genrun.ranges import OpenUnit, PositiveInt, Seed
 
 
-def stack(images: Tensor, labels: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def stack(images: Tensor, labels: Tensor, n: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
     """n images [n, 3, H, W] whose channels are digits drawn independently and uniformly from
     `images` [N, 1, H, W]; labels d0 * 100 + d1 * 10 + d2 (channel 0 is the hundreds digit)."""
-    picks = torch.randint(len(images), (n, 3), generator=generator)
+    picks = torch.randint(len(images), (n, 3), generator=rng)
     x = images[picks.flatten(), 0].view(n, 3, *images.shape[-2:])
     y = (labels[picks] * torch.tensor([100, 10, 1])).sum(1)
     return x.contiguous(), y

@@ -23,15 +23,15 @@ class Prior:
             raise GenrunError(f"model.z_dim={dim}: must be >= 1")
         self.dim = dim
 
-    def sample(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, device: torch.device, rng: torch.Generator | None = None) -> Tensor:
         raise NotImplementedError
 
 
 class Gaussian(Prior):
     """N(0, I)."""
 
-    def sample(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.dim, device=device, generator=generator)
+    def sample(self, n: int, device: torch.device, rng: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, self.dim, device=device, generator=rng)
 
 
 class Uniform(Prior):
@@ -43,8 +43,8 @@ class Uniform(Prior):
             raise GenrunError(f"uniform prior: low={low} must be below high={high}")
         self.low, self.high = low, high
 
-    def sample(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
-        u = torch.rand(n, self.dim, device=device, generator=generator)
+    def sample(self, n: int, device: torch.device, rng: torch.Generator | None = None) -> Tensor:
+        u = torch.rand(n, self.dim, device=device, generator=rng)
         return self.low + (self.high - self.low) * u
 
 
@@ -65,18 +65,18 @@ class Mixture(Prior):
         self.radial_std, self.tangential_std = radial_std, tangential_std
 
     def sample_labelled(self, n: int, device: torch.device,
-                        generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                        rng: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Samples and the component each came from."""
-        k = torch.randint(self.components, (n,), device=device, generator=generator)
-        eps = torch.randn(n, 2, device=device, generator=generator)
+        k = torch.randint(self.components, (n,), device=device, generator=rng)
+        eps = torch.randn(n, 2, device=device, generator=rng)
         r = self.radius + self.radial_std * eps[:, 0]
         t = self.tangential_std * eps[:, 1]
         angle = k.to(eps.dtype) * (2 * math.pi / self.components)
         cos, sin = angle.cos(), angle.sin()
         return torch.stack([r * cos - t * sin, r * sin + t * cos], 1), k
 
-    def sample(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
-        return self.sample_labelled(n, device, generator)[0]
+    def sample(self, n: int, device: torch.device, rng: torch.Generator | None = None) -> Tensor:
+        return self.sample_labelled(n, device, rng)[0]
 
 
 # the names `model.prior` takes (the config's _target_ is genrun.nets.priors.${model.prior})
