@@ -129,6 +129,24 @@ def test_srresnet_upsamples_by_sub_pixel_layers():
         SRResNet(1, 1, 3)
 
 
+def test_vgg_content_reads_a_local_weight_file_or_says_where_to_put_one(tmp_path):
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from genrun.losses.content import VGGContent
+
+    with pytest.raises(GenrunError, match=r"model.content.weights=.*no such file .*model.content=pixel or classifier"):
+        VGGContent(weights=str(tmp_path / "none.pth"))
+    torch.manual_seed(0)
+    features = make_layers(cfgs["E"][:5])  # conv1_1 .. conv2_2: what layer 2_2 needs
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "vgg.pth")
+    content = VGGContent(weights=str(tmp_path / "vgg.pth"))
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    assert float(content(x, x)) == 0 and float(content(x, -x)) > 0
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    expected = features(((x.expand(-1, 3, -1, -1) + 1) / 2 - mean) / std)
+    assert torch.allclose(content.features(x), expected) and content.describe()["network"] == "vgg19"
+
+
 def test_channelwise_fc_links_locations_within_each_channel_only():
     fc = ChannelwiseFC(3, 4)
     assert sum(p.numel() for p in fc.parameters()) == 3 * 16 * 16 + 3 * 16

@@ -115,9 +115,16 @@ class VGGContent(Content):
         self.network: nn.Module | None = None
 
     def build(self, device: torch.device) -> nn.Module:
+        """torchvision's VGG-19 feature layers up to the chosen one (only those are built and loaded)."""
         from torchvision.models.vgg import cfgs, make_layers
 
-        layers = make_layers(cfgs["E"])[: VGG_LAYERS[self.layer]]
+        cut, config, count = VGG_LAYERS[self.layer], [], 0
+        for entry in cfgs["E"]:  # a number: a convolution and its ReLU; "M": a max-pooling
+            if count >= cut:
+                break
+            config.append(entry)
+            count += 1 if entry == "M" else 2
+        layers = make_layers(config)
         state = torch.load(self.path, map_location="cpu", weights_only=True)
         own = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
         try:
