@@ -113,9 +113,9 @@ class Evaluator:
             self._real_logits = logits_of(space, self._real, lambda: self._real_features) if wants_logits else None
 
     def context(self, pipeline: Any, data: DataBundle, held_out: str) -> EvalContext:
-        return EvalContext(self._real, lambda: draw_samples(pipeline, self.n_fake, self.seed, data, held_out), self.space, pipeline,
-                           data, self.seed, self._real_features, self._real_logits, self.value_range, self.device,
-                           held_out)
+        return EvalContext(self._real, lambda: draw_samples(pipeline, self.n_fake, self.seed, data, held_out),
+                           self.space, pipeline, data, self.seed, self._real_features, self._real_logits,
+                           self.value_range, self.device, held_out)
 
     def floor_context(self, data: DataBundle, held_out: str) -> EvalContext | None:
         """Held-out examples in place of samples, and no model; None without a second split."""

@@ -39,10 +39,7 @@ def sample_command(
     if input is not None or callable(getattr(pipeline, "translate", None)):
         from genrun.translate import translate_command
 
-        source = input or "test"
-        name = Path(source).name if source not in ("train", "validation", "test") else source
-        default = run_folder_of(run) / "samples" / f"translated_{name}.png"
-        return translate_command(pipeline, checkpoint, source, n, Path(out) if out else default)
+        return translate_command(pipeline, checkpoint, input or "test", n, Path(out) if out else None, run)
     if ema and not pipeline.ema_sources:
         raise GenrunError(
             f"ema=true but the run at {run} kept no EMA weights (trainer.ema=0, or a family without EMA); "

@@ -55,13 +55,17 @@ def folder_images(folder: Path, size: int, channels: int, n: int) -> Tensor:
     return read_files(paths, size, channels).float() / 127.5 - 1
 
 
-def translate_command(pipeline: Any, checkpoint: dict[str, Any], source: str, n: int, target: Path) -> Path:
-    """Write the translations of `source` (a folder or a split) by a run's model to `target`."""
+def translate_command(pipeline: Any, checkpoint: dict[str, Any], source: str, n: int, target: Path | None,
+                      run: str) -> Path:
+    """Write the translations of `source` (a folder or a split) by the model of the run at `run` to
+    `target` (default: <run>/samples/translated_<split or folder name>.png)."""
     import numpy as np
 
     from genrun.engine.images import picture, save_png
+    from genrun.paths import run_folder_of
     from genrun.pipelines.translation import translation_rows
 
+    target = target or run_folder_of(run) / "samples" / f"translated_{Path(source).name}.png"
     if not callable(getattr(pipeline, "translate", None)):
         raise GenrunError(f"input={source}: the run's model ({type(pipeline).__name__}) does not translate images "
                           "(model=pix2pix, cyclegan, srgan, srresnet or context_encoder do)")

@@ -134,7 +134,7 @@ def test_vgg_content_reads_a_local_weight_file_or_says_where_to_put_one(tmp_path
 
     from genrun.losses.content import VGGContent
 
-    with pytest.raises(GenrunError, match=r"model.content.weights=.*no such file .*model.content=pixel or classifier"):
+    with pytest.raises(GenrunError, match=r"model.content_loss.weights=.*no such file .*model.content=pixel or classifier"):
         VGGContent(weights=str(tmp_path / "none.pth"))
     torch.manual_seed(0)
     features = make_layers(cfgs["E"][:5])  # conv1_1 .. conv2_2: what layer 2_2 needs

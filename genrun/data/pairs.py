@@ -51,7 +51,6 @@ from genrun.ranges import OpenUnit, PositiveInt, Seed, UnitInterval
 
 log = logging.getLogger("genrun")
 
-SPLITS = ("train", "validation", "test")
 CHUNK = 10_000  # images transformed at once (bounded memory on large sets)
 
 

@@ -67,7 +67,7 @@ class ClassifierContent(Content):
                  weights: str | None = None) -> None:
         super().__init__(weight, layer or "conv3", data, weights)
         if self.layer not in CLASSIFIER_LAYERS:
-            raise GenrunError(f"model.content=classifier: layer={self.layer!r}; valid: {', '.join(CLASSIFIER_LAYERS)}")
+            raise GenrunError(f"model.content_loss.layer={self.layer!r} (model.content=classifier): valid: {', '.join(CLASSIFIER_LAYERS)}")
         if data is None:
             raise GenrunError("model.content=classifier needs a translation dataset (dataset=paired, unpaired or "
                               "paired_folders) to train the classifier on")
@@ -110,7 +110,7 @@ class VGGContent(Content):
                  weights: str | None = None) -> None:
         super().__init__(weight, layer or "2_2", data, weights)
         if self.layer not in VGG_LAYERS:
-            raise GenrunError(f"model.content=vgg19: layer={self.layer!r}; valid: {', '.join(VGG_LAYERS)}")
+            raise GenrunError(f"model.content_loss.layer={self.layer!r} (model.content=vgg19): valid: {', '.join(VGG_LAYERS)}")
         self.path = _weights_file(weights)
         self.network: nn.Module | None = None
 
@@ -130,7 +130,7 @@ class VGGContent(Content):
         try:
             layers.load_state_dict({k: v for k, v in own.items() if int(k.split(".")[0]) < len(layers)})
         except RuntimeError as exc:
-            raise GenrunError(f"model.content.weights={self.path}: not VGG-19 weights ({str(exc).splitlines()[0]})") from exc
+            raise GenrunError(f"model.content_loss.weights={self.path}: not VGG-19 weights ({str(exc).splitlines()[0]})") from exc
         return layers.to(device).eval().requires_grad_(False)
 
     def features(self, x: Tensor) -> Tensor:
@@ -150,12 +150,12 @@ def _weights_file(weights: str | None) -> Path:
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise GenrunError(f"model.content.weights={weights}: no such file (VGG-19 weights, e.g. torchvision's "
+            raise GenrunError(f"model.content_loss.weights={weights}: no such file (VGG-19 weights, e.g. torchvision's "
                               f"{VGG19_FILE}); offline alternatives: model.content=pixel or classifier")
         return path
     path = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     if not path.is_file():
-        raise GenrunError(f"model.content=vgg19 needs VGG-19 weights: model.content.weights=PATH, or torchvision's "
+        raise GenrunError(f"model.content=vgg19 needs VGG-19 weights: model.content_loss.weights=PATH, or torchvision's "
                           f"file at {path} (genrun never downloads); offline alternatives: model.content=pixel or "
                           "classifier")
     return path

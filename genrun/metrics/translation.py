@@ -69,7 +69,8 @@ class PairedFidelity(HeldOutMetric):
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         batch = self.held_out(ctx)
         outputs = self.per_example(ctx, ctx.pipeline.translate, batch)
-        self.used["training"] = ctx.pipeline.translation_protocol()
+        describe = getattr(ctx.pipeline, "translation_protocol", None)
+        self.used["training"] = describe() if callable(describe) else None
         return self.scores(outputs, batch, ctx)
 
     def floor(self, ctx: EvalContext) -> dict[str, float] | None:
