@@ -175,8 +175,11 @@ def check_ema(cfg: DictConfig, pipeline: Pipeline) -> None:
 
 # -- the data -----------------------------------------------------------------------------------
 def build_data(cfg: DictConfig) -> DataBundle:
-    """The dataset's splits: `dataset.validation` examples held out of training, then binarised."""
-    data = build(cfg.dataset.source, f"dataset={config_name(cfg, 'dataset')}")
+    """The dataset's splits: `dataset.validation` examples held out of training, then binarised. A
+    dataset built from another one (translation tasks: `dataset.source=mnist`) has its builder in
+    `dataset.builder`, else `dataset.source` is the builder."""
+    node = cfg.dataset.builder if "builder" in cfg.dataset else cfg.dataset.source
+    data = build(node, f"dataset={config_name(cfg, 'dataset')}")
     data = hold_out_validation(data, int(cfg.dataset.get("validation", 0) or 0))
     return binarize(data, str(cfg.dataset.get("binarize", "none")), cfg.dataset.get("range"))
 

@@ -55,10 +55,15 @@ def forked_rng(device: torch.device):
     return torch.random.fork_rng(devices=devices, device_type=device.type if device.type != "cpu" else "cuda")
 
 
-def draw_samples(pipeline: Any, n: int, seed: int) -> Tensor:
-    """n samples of the model (in chunks) from a generator seeded with `seed`, on the CPU."""
+def draw_samples(pipeline: Any, n: int, seed: int, data: DataBundle | None = None, split: str = "test") -> Tensor:
+    """n samples of the model (in chunks) from a generator seeded with `seed`, on the CPU. A family
+    that translates inputs (`translate(batch)`: genrun.pipelines.translation) gives its outputs for
+    the first n examples of `split` instead (its samples: outputs of held-out inputs)."""
     rng = torch.Generator(pipeline.device).manual_seed(seed)
     with forked_rng(pipeline.device):
+        if data is not None and callable(getattr(pipeline, "translate", None)):
+            return in_chunks(lambda b: pipeline.translate({k: v.to(pipeline.device) for k, v in b.items()}),
+                             data.examples(n, split))
         return torch.cat([pipeline.sample(min(CHUNK, n - i), rng).detach().float().cpu() for i in range(0, n, CHUNK)])
 
 
@@ -108,9 +113,9 @@ class Evaluator:
             self._real_logits = logits_of(space, self._real, lambda: self._real_features) if wants_logits else None
 
     def context(self, pipeline: Any, data: DataBundle, held_out: str) -> EvalContext:
-        return EvalContext(self._real, lambda: draw_samples(pipeline, self.n_fake, self.seed), self.space, pipeline,
-                           data, self.seed, self._real_features, self._real_logits, self.value_range, self.device,
-                           held_out)
+        return EvalContext(self._real, lambda: draw_samples(pipeline, self.n_fake, self.seed, data, held_out),
+                           self.space, pipeline, data, self.seed, self._real_features, self._real_logits,
+                           self.value_range, self.device, held_out)
 
     def floor_context(self, data: DataBundle, held_out: str) -> EvalContext | None:
         """Held-out examples in place of samples, and no model; None without a second split."""

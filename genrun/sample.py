@@ -7,17 +7,21 @@ from pathlib import Path
 from genrun.arguments import boolean
 from genrun.errors import GenrunError
 
-USAGE = "genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0] [device=cpu] [ema=true|false]"
+USAGE = ("genrun-sample run=PATH [n=64] [out=FILE.png|.pt|.npy] [seed=0] [device=cpu] [ema=true|false] "
+         "[input=FOLDER|train|validation|test]")
 SUFFIXES = (".png", ".pt", ".npy")
-KEYS = {"run": str, "n": int, "out": str, "seed": int, "device": str, "ema": boolean}
+KEYS = {"run": str, "n": int, "out": str, "seed": int, "device": str, "ema": boolean, "input": str}
 
 
 def sample_command(
-    run: str, n: int = 64, out: str | None = None, seed: int = 0, device: str = "cpu", ema: bool | None = None
+    run: str, n: int = 64, out: str | None = None, seed: int = 0, device: str = "cpu", ema: bool | None = None,
+    input: str | None = None,
 ) -> Path:
     """Write `n` samples of the run at `run` to `out` (default: <run>/samples/sample_seed<seed>.png).
 
     `ema`: sample from the EMA weights (default: when the run kept them) or from the raw nets.
+    `input`: a translation run translates the images of a folder or a split (default: test) instead
+    (genrun.translate; default out: <run>/samples/translated_<input>.png).
     """
     import numpy as np
     import torch
@@ -32,6 +36,10 @@ def sample_command(
     if target.suffix not in SUFFIXES:
         raise GenrunError(f"out={str(target)!r}: the file type must be one of {', '.join(SUFFIXES)}")
     pipeline, checkpoint = load_run(run, device)
+    if input is not None or callable(getattr(pipeline, "translate", None)):
+        from genrun.translate import translate_command
+
+        return translate_command(pipeline, checkpoint, input or "test", n, Path(out) if out else None, run)
     if ema and not pipeline.ema_sources:
         raise GenrunError(
             f"ema=true but the run at {run} kept no EMA weights (trainer.ema=0, or a family without EMA); "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -35,6 +36,8 @@ class DataBundle:
     binarize: str = "none"  # none, static or dynamic (genrun.data.binarize); dynamic: Batches draws
     value_range: tuple[float, float] | None = None  # pixel range of binarised images
     pixels: tuple[float, float] | None = None  # uint8 tensors, scaled to this range per batch
+    # translation datasets: the input of each example (batch keys input, input_y, mask), genrun.data.pairs.Inputs
+    inputs: Any = None
 
     def decode(self, x: Tensor) -> Tensor:
         """Stored examples -> model inputs: uint8 pixels scaled to `pixels`, anything else as is."""
@@ -72,6 +75,8 @@ class DataBundle:
             batch = {"x": torch.stack([x for x, _ in items]), "y": torch.tensor([int(y) for _, y in items])}
         if split == "train" and self.binarize == "dynamic":  # one fixed draw of what training sees
             batch["x"] = bernoulli_pixels(batch["x"], *self.value_range, torch.Generator().manual_seed(0))
+        if self.inputs is not None:
+            batch.update(self.inputs.examples(len(batch["x"]), split))
         return batch
 
 
@@ -90,8 +95,10 @@ def hold_out_validation(data: DataBundle, n: int) -> DataBundle:
     keep = len(data.train) - n
     if isinstance(data.train, Tensor):
         labels = data.labels
+        inputs = data.inputs.hold_out(n, len(data.train)) if data.inputs is not None else None
         return replace(data, train=data.train[:keep], labels=labels[:keep] if labels is not None else None,
-                       validation=data.train[keep:], validation_labels=labels[keep:] if labels is not None else None)
+                       validation=data.train[keep:], validation_labels=labels[keep:] if labels is not None else None,
+                       inputs=inputs)
     return replace(data, train=Subset(data.train, range(keep)), validation=Subset(data.train, range(keep, len(data.train))))
 
 
@@ -131,6 +138,7 @@ class Batches:
         if self.on_device:
             self.x = data.train.to(device)
             self.y = data.labels.to(device) if data.labels is not None else None
+        self.inputs = data.inputs.to(device) if data.inputs is not None and self.on_device else None
         self._iter: Iterator[Batch] | None = None
         self._data_loader: DataLoader | None = None
 
@@ -172,10 +180,20 @@ class Batches:
         if self.on_device:
             for idx in chunks.to(self.device):
                 x = self.data.decode(self.x[idx])
-                yield {"x": x} if self.y is None else {"x": x, "y": self.y[idx]}
+                batch = {"x": x} if self.y is None else {"x": x, "y": self.y[idx]}
+                if self.inputs is not None:  # translation data: the inputs (their own stream when unpaired)
+                    batch.update(self.inputs.batch(idx, self._positions()))
+                yield batch
             return
         for x, y in self._loader():  # its sampler yields the rows of `_epoch_indices`, read afresh each epoch
             yield {"x": x.to(self.device, non_blocking=True), "y": y.to(self.device, non_blocking=True)}
+
+    def _positions(self) -> Tensor:
+        """This process's places in the whole stream of examples for the batch being drawn (epoch,
+        pos): what an unpaired input stream is indexed by."""
+        share = self.batch_size // self.world
+        start = (self.epoch * self.batches_per_epoch + self.pos) * self.batch_size + self.rank * share
+        return torch.arange(start, start + share)
 
     def _loader(self) -> DataLoader:
         """One DataLoader for the whole run (its workers persist across epochs, batches are

@@ -29,9 +29,10 @@ def num_doublings(shape: Shape) -> int:
 
 
 def norm_layer(kind: str, channels: PositiveInt) -> nn.Module:
-    """The critic's normalisation: batch (DCGAN), layer (per sample, for gradient penalties) or none."""
+    """The critic's normalisation: batch (DCGAN), layer (per sample, for gradient penalties),
+    instance (per sample and channel, CycleGAN's; no learned scale, as in its code) or none."""
     layers = {"batch": lambda: nn.BatchNorm2d(channels), "layer": lambda: nn.GroupNorm(1, channels),
-              "none": nn.Identity}
+              "instance": lambda: nn.InstanceNorm2d(channels), "none": nn.Identity}
     if kind not in layers:
         raise GenrunError(f"norm={kind!r} is not a known normalisation; valid: {', '.join(layers)}")
     return layers[kind]()
