@@ -305,6 +305,52 @@ def test_pixelcnn_probabilities_of_every_binary_image_sum_to_one_and_sampling_dr
     assert (empirical - probs).abs().sum() < 0.12  # total variation: samples follow the likelihood's order
 
 
+@pytest.mark.parametrize("output", ["softmax", "logistic_mixture"])
+def test_pixelcnn_probabilities_of_every_8_bit_value_sum_to_one(output):
+    pipeline = pixelcnn_pipeline((1, 1, 1), binarize="none", output=output)
+    with torch.no_grad():
+        for p in pipeline.net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    images = from_levels(torch.arange(256).view(256, 1, 1, 1), -1.0, 1.0, 256)
+    assert pipeline.discrete_log_likelihood({"x": images}).exp().sum().item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_objectives_units_and_the_priors():
+    from genrun.losses.likelihood import (
+        NegativeLogLikelihood,
+        bernoulli_pixels_log_prob,
+        categorical_log_prob,
+        sample_prior,
+    )
+
+    uniform = categorical_log_prob(torch.zeros(2, 1, 256, 3, 3), torch.zeros(2, 1, 3, 3, dtype=torch.long))
+    assert torch.allclose(uniform, torch.full((2,), -9 * math.log(256)))
+    sure = torch.full((1, 1, 256, 1, 1), -30.0)
+    sure[0, 0, 7] = 30.0
+    assert categorical_log_prob(sure, torch.tensor([[[[7]]]])).item() == pytest.approx(0.0, abs=1e-6)
+    assert categorical_log_prob(sure, torch.tensor([[[[8]]]])).item() < -50
+    logits, bits = torch.tensor([[[[0.0, 2.0]]]]), torch.tensor([[[[1, 0]]]])
+    expected = math.log(0.5) + math.log(1 - 1 / (1 + math.exp(-2.0)))
+    assert bernoulli_pixels_log_prob(logits, bits).item() == pytest.approx(expected)
+    terms = NegativeLogLikelihood()(torch.tensor([-100.0, -300.0]), dims=50)
+    assert terms["loss/nll"].item() == pytest.approx(200.0) and terms["loss"].item() == pytest.approx(4.0)
+    assert terms["loss/bpd"].item() == pytest.approx(200 / (50 * math.log(2)))
+    g = torch.Generator().manual_seed(0)
+    gauss, logistic = (sample_prior(p, (200_000,), CPU, g) for p in ("gaussian", "logistic"))
+    assert abs(gauss.var().item() - 1) < 0.02 and abs(logistic.var().item() - math.pi ** 2 / 3) < 0.05
+    assert abs(logistic.mean().item()) < 0.02
+
+
+def test_flow_samples_are_images_of_the_data_range():
+    flow = flow_pipeline(RealNVP((1, 4, 4), scales=2, width=4, blocks=1), logit_alpha=0.05)
+    samples = flow.sample(8, torch.Generator().manual_seed(0))
+    assert samples.shape == (8, 1, 4, 4) and samples.min() >= -1 and samples.max() <= 1
+    assert torch.equal(from_levels(to_levels(samples, -1.0, 1.0, 256), -1.0, 1.0, 256), samples)
+    noise = flow.sample_noise(8, torch.Generator().manual_seed(0))  # a fresh flow only reorders: k = floor(256 y)
+    y = inverse_logit_transform(flow.flow.inverse(noise["z"]), 0.05)
+    assert torch.equal(flow.generate(noise), from_levels((y * 256).floor().clamp(max=255), -1.0, 1.0, 256))
+
+
 def test_pixelcnn_sampling_is_a_function_of_its_noise():
     pipeline = pixelcnn_pipeline((3, 3, 3), binarize="none", output="logistic_mixture")
     noise = pipeline.sample_noise(5, torch.Generator().manual_seed(1))

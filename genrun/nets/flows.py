@@ -114,12 +114,12 @@ class Squeeze(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         b, c, h, w = x.shape
-        y = x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, 4 * c, h // 2, w // 2)
+        y = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, 4 * c, h // 2, w // 2)
         return y, wide(x.new_zeros(b))
 
     def inverse(self, y: Tensor) -> Tensor:
         b, c, h, w = y.shape
-        return y.view(b, c // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c // 4, 2 * h, 2 * w)
+        return y.reshape(b, c // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c // 4, 2 * h, 2 * w)
 
 
 class DiagonalScaling(nn.Module):
@@ -275,4 +275,4 @@ class NICE(nn.Module):
         return self.layers(x.flatten(1))
 
     def inverse(self, z: Tensor) -> Tensor:
-        return self.layers.inverse(z).view(len(z), *self.shape)
+        return self.layers.inverse(z).reshape(len(z), *self.shape)

@@ -95,4 +95,4 @@ class PixelCNN(nn.Module):
             for block in self.stack:
                 h = block(h)
         out = self.head(h)
-        return out.view(len(x), self.shape[0], self.params, *out.shape[2:])
+        return out.reshape(len(x), self.shape[0], self.params, *out.shape[2:])  # channels_last on CUDA: no view

@@ -98,7 +98,7 @@ class FlowPipeline(Pipeline):
             y = self.flow.inverse(noise["z"]).float()
             y = inverse_logit_transform(y, self.alpha) if self.alpha is not None else y.clamp(0, 1)
             k = torch.floor(y * self.levels).clamp(0, self.levels - 1)
-            return from_levels(k, self.low, self.high, self.levels).view(-1, *self.shape)
+            return from_levels(k, self.low, self.high, self.levels).reshape(-1, *self.shape)
 
     # -- what metrics read (genrun.metrics.likelihood) ----------------------------------------
     @property
