@@ -173,6 +173,16 @@ def check_ema(cfg: DictConfig, pipeline: Pipeline) -> None:
                           "(families with EMA: gan, dcgan, mine); use trainer.ema=0")
 
 
+def check_metrics_fit(cfg: DictConfig, pipeline: Pipeline, evaluator: Evaluator) -> None:
+    """A metric that says it can never measure this family (`refuses`, e.g. bpd of a GAN) is one
+    line before training; others that cannot run are left out at evaluation, with the reason."""
+    for name, metric in evaluator.metrics.items():
+        refuses = getattr(metric, "refuses", None)
+        reason = refuses(pipeline) if refuses is not None else None
+        if reason:
+            raise GenrunError(f"metrics={name} with model={config_name(cfg, 'model')}: {reason}")
+
+
 # -- the data -----------------------------------------------------------------------------------
 def build_data(cfg: DictConfig) -> DataBundle:
     """The dataset's splits: `dataset.validation` examples held out of training, then binarised. A
@@ -187,10 +197,10 @@ def build_data(cfg: DictConfig) -> DataBundle:
 # -- the evaluator ------------------------------------------------------------------------------
 def default_metric_names(cfg: DictConfig) -> list[str]:
     """What `metrics=auto` stands for: the family's own metrics, then (for families that draw
-    samples of the data) the dataset's."""
+    samples of the data, unless each sample costs many network passes, e.g. PixelCNN's) the dataset's."""
     family = get_class(cfg.model._target_)
     names = list(getattr(family, "default_metrics", ()))
-    if getattr(family, "generative", True):
+    if getattr(family, "generative", True) and getattr(family, "sample_metrics_by_default", True):
         names += list(cfg.dataset.get("metrics") or [])
     return list(dict.fromkeys(names))
 

@@ -23,7 +23,8 @@ from genrun.errors import GenrunError
 from genrun.runs import Run, find_runs, natural_key, read_run
 
 USAGE = "genrun-report PATH [--sort KEY] [--desc] [--filter EXPR ...] [--csv FILE] [--all-keys]"
-DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "kl_to_uniform", "modes")  # shown beside each run's primary
+# shown beside each run's primary: sample quality, and the likelihood every likelihood family shares (nll, bpd)
+DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "kl_to_uniform", "modes", "bpd", "nll")
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": operator.le, ">=": operator.ge, "!=": operator.ne, "==": operator.eq, "=": operator.eq,
     "<": operator.lt, ">": operator.gt,
@@ -55,8 +56,8 @@ def differing(runs: Sequence[Run]) -> list[str]:
 
 
 def metric_columns(runs: Sequence[Run], all_keys: bool) -> list[str]:
-    """Each run's primary metric, then fid/kid/precision/recall/kl_to_uniform/modes, then the best, when
-    any run has them; with `all_keys` every number of metrics.json."""
+    """Each run's primary metric, then fid/kid/precision/recall/kl_to_uniform/modes/bpd/nll, then the best,
+    when any run has them; with `all_keys` every number of metrics.json."""
     present = list(dict.fromkeys(k for run in runs for k in run.metrics if k != "step"))
     wanted = [run.primary for run in runs if run.primary] + list(DEFAULT_METRICS)
     chosen = [k for k in dict.fromkeys(wanted) if k in present]

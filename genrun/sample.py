@@ -46,6 +46,10 @@ def sample_command(
             "use ema=false"
         )
     pipeline.use_ema = ema is not False
+    if hasattr(pipeline, "progress"):  # a family that samples step by step (PixelCNN) shows how far it is
+        from genrun.engine.progress import SlowWork
+
+        pipeline.progress = SlowWork(f"sampling {n}")
     samples = pipeline.sample(n, torch.Generator(pipeline.device).manual_seed(seed)).cpu()
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix == ".png":

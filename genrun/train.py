@@ -16,6 +16,7 @@ from genrun.build import (
     build_evaluator,
     build_pipeline,
     check_ema,
+    check_metrics_fit,
     pick_device,
     with_metrics_expanded,
 )
@@ -58,6 +59,7 @@ def run(cfg: DictConfig, run_dir: Path, checkpoint: dict | None = None) -> dict[
     seed_everything(int(trainer.seed))
     data, pipeline, evaluator = build_data(cfg), build_pipeline(cfg, device), build_evaluator(cfg, device)
     check_ema(cfg, pipeline)
+    check_metrics_fit(cfg, pipeline, evaluator)
     tracker = BestTracker(str(cfg.eval.best_by), {n: m.better for n, m in evaluator.metrics.items()},
                           evaluation_setup(cfg))
     if int(trainer.eval_every) > 0:

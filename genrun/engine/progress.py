@@ -64,3 +64,40 @@ class ProgressReporter:
         if self.bar is not None:
             self.bar.update(self.task, completed=step, speed=speed, scalars=format_scalars(scalars))
         log.info(line, extra={"console": not self.live})
+
+
+class SlowWork:
+    """A `progress(done, total)` callback for work that may be slow (PixelCNN's pixel-by-pixel
+    sampling): silent for its first `after_s` seconds, then a rich bar on a terminal, or a plain line
+    at every quarter elsewhere; it restarts when `done` starts again from the beginning."""
+
+    def __init__(self, what: str, after_s: float = 2.0) -> None:
+        self.what, self.after_s = what, after_s
+        self.t0 = time.perf_counter()
+        self.bar: Progress | None = None
+        self.logged = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if done <= 1:
+            self.close()
+            self.t0 = time.perf_counter()
+        if time.perf_counter() - self.t0 < self.after_s and self.bar is None:
+            return
+        if console.is_terminal:
+            if self.bar is None:
+                self.bar = Progress(TextColumn(f"[bold]{self.what}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
+                self.task = self.bar.add_task(self.what, total=total)
+                self.bar.start()
+            self.bar.update(self.task, completed=done)
+        elif 4 * done // total > self.logged:
+            self.logged = 4 * done // total
+            console.print(f"{self.what}: {done}/{total} ({time.perf_counter() - self.t0:.0f} s)", highlight=False)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+        self.logged = 0

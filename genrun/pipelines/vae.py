@@ -6,7 +6,9 @@ data such as the 2D mixtures, Gaussian with a learned scale per dimension. The n
 extra inputs from `condition(batch)` (none here; the class label in the CVAE, cvae.py).
 Optimizer roles: `encoder` (q) and `decoder` (p). Metrics read `elbo_per_example`,
 `importance_weighted_bound`, `reconstruct` (the posterior mean's reconstruction) and `codes`
-(the posterior means) on held-out data; `likelihood_description` says what the bounds bound.
+(the posterior means) on held-out data; `likelihood_description` says what the bounds bound;
+`discrete_log_likelihood` gives the IWAE bound in the unit of the exact-likelihood families
+(nll, bpd: nats per image of discrete pixels).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from genrun.losses.elbo import (
     gaussian_log_prob,
     importance_weighted_bound,
 )
+from genrun.losses.likelihood import dequantize, discrete_log_likelihood, to_levels
 from genrun.nets.gaussian import gaussian_parameters, reparameterize
 from genrun.pipelines.base import Pipeline
 from genrun.ranges import Bounds, PositiveInt, Shape
@@ -75,6 +78,7 @@ class VAEPipeline(Pipeline):
     loss_kinds = ("likelihood",)
     primary_metric = "loss/vae"
     default_metrics = ("elbo", "recon", "probe")  # iwae (k passes per example) on request: metrics=[auto,iwae]
+    likelihood_uses_k = True  # its nll/bpd is the IWAE bound with k importance samples
 
     def __init__(
         self,
@@ -90,6 +94,7 @@ class VAEPipeline(Pipeline):
     ) -> None:
         super().__init__(loss, optimizers, device)
         self.likelihood, self.z_dim = pick_likelihood(likelihood, data_range, binarize), z_dim
+        self.binarize = binarize
         self.likelihood_description = likelihood_description(self.likelihood, binarize)
         self.low, self.high = data_range if data_range is not None else (0.0, 1.0)
         self.encoder = self.add_net("encoder", encoder)
@@ -204,3 +209,32 @@ class VAEPipeline(Pipeline):
         """The posterior means of data: what a linear probe reads."""
         with self.evaluating():
             return self.encode(batch["x"], *self.condition(batch))[0]
+
+    # -- the unit of the exact-likelihood families (genrun.metrics.likelihood: nll, bpd) ---------
+    @property
+    def pixel_levels(self) -> int | None:
+        """Values per pixel of the discrete data its likelihood gives a probability of: 2 (Bernoulli
+        on binarised pixels), 256 (the continuous Bernoulli, a density on [0, 1], of 8-bit pixels
+        dequantised), None (a Gaussian of points; Bernoulli on greyscale pixels, no likelihood)."""
+        if self.likelihood == "bernoulli" and self.binarize != "none":
+            return 2
+        return 256 if self.likelihood == "continuous_bernoulli" else None
+
+    @property
+    def discrete_likelihood_description(self) -> str:
+        """What nll and bpd measure of this VAE (metrics.json's protocol)."""
+        if self.pixel_levels == 2:
+            return f"IWAE bound (k importance samples) on log P of pixels binarised {self.binarize}; nats per example"
+        return ("IWAE bound (k importance samples) on the continuous Bernoulli's log p(y) of dequantised 8-bit pixels, "
+                "y = (x_255 + u) / 256, u ~ U[0, 1), one draw per example; nll = -bound + D log 256 (nats per example)")
+
+    def discrete_log_likelihood(self, batch: Batch, k: int, rng: torch.Generator | None = None) -> Tensor:
+        """The k-sample IWAE bound on log P(x) of discrete images, nats per example: of binarised
+        pixels as they are; of 8-bit pixels through y = (x_255 + u) / 256 (one draw from `rng`), the
+        bound on log p(y) minus D log 256, as for the flows."""
+        if self.pixel_levels == 2:
+            return self.importance_weighted_bound(batch, k, rng)
+        x = batch["x"]
+        y = dequantize(to_levels(x, self.low, self.high, 256), 256, rng)
+        bound = self.importance_weighted_bound({**batch, "x": self.low + (self.high - self.low) * y}, k, rng)
+        return discrete_log_likelihood(bound, x[0].numel(), 256)
