@@ -175,10 +175,13 @@ def check_ema(cfg: DictConfig, pipeline: Pipeline) -> None:
 
 # -- the data -----------------------------------------------------------------------------------
 def build_data(cfg: DictConfig) -> DataBundle:
-    """The dataset's splits: `dataset.validation` examples held out of training, then binarised."""
+    """The dataset's splits: `dataset.validation` examples held out of training, then binarised, then
+    `dataset.labelled` applied when the config has it (a labelled subset: genrun.data.labelled)."""
     data = build(cfg.dataset.source, f"dataset={config_name(cfg, 'dataset')}")
     data = hold_out_validation(data, int(cfg.dataset.get("validation", 0) or 0))
-    return binarize(data, str(cfg.dataset.get("binarize", "none")), cfg.dataset.get("range"))
+    data = binarize(data, str(cfg.dataset.get("binarize", "none")), cfg.dataset.get("range"))
+    labelled = cfg.dataset.get("labelled")
+    return build(labelled, "dataset.labelled")(data) if labelled else data
 
 
 # -- the evaluator ------------------------------------------------------------------------------

@@ -204,3 +204,8 @@ class VAEPipeline(Pipeline):
         """The posterior means of data: what a linear probe reads."""
         with self.evaluating():
             return self.encode(batch["x"], *self.condition(batch))[0]
+
+    def latent_of(self, batch: Batch) -> Noise:
+        """The decoder's inputs for data: posterior means (genrun-sample's latent tools)."""
+        with self.evaluating():
+            return {"z": self.encode(batch["x"], *self.condition(batch))[0]}
