@@ -65,13 +65,15 @@ def value_noise(n: int, size: int, generator: torch.Generator, octaves: int = 5)
 
 def procedural_textures(n: int, size: int, generator: torch.Generator) -> Tensor:
     """[n, 3, size, size] colour textures in [0, 1]: value noise whose channels are mixed by a random
-    colour matrix and offset, so each image has its own palette."""
+    colour matrix, at a random contrast (0.2 to 1) and brightness, so that, as with photo patches,
+    backgrounds range from dark (the blended digit stays bright) to light (it turns dark)."""
     noise = value_noise(n, size, generator)
     mixing = torch.rand(n, 3, 3, generator=generator)
     mixing = mixing / mixing.sum(2, keepdim=True)
-    offset = torch.rand(n, 3, 1, 1, generator=generator) * 0.5
     coloured = torch.einsum("ncd,ndhw->nchw", mixing, noise)
-    return (offset + (1 - offset) * coloured).clamp(0, 1)
+    contrast = 0.2 + 0.8 * torch.rand(n, 1, 1, 1, generator=generator)
+    brightness = torch.rand(n, 1, 1, 1, generator=generator) * (1 - contrast)
+    return (brightness + contrast * coloured).clamp(0, 1)
 
 
 def blend_over_textures(digits: Tensor, generator: torch.Generator) -> Tensor:
