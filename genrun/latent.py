@@ -108,10 +108,6 @@ def rows_of(noise: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
     return {k: v[index] for k, v in noise.items()}
 
 
-def stacked(parts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-
 def blank_like(images: Tensor, n: int) -> Tensor:
     """n empty cells (the lowest value: black) to pad a row of images; 2D points have none."""
     return torch.full((n, *images.shape[1:]), float(images.min()) if images.numel() else -1.0)

@@ -244,6 +244,7 @@ CASES = [  # model, overrides, metrics it must report
 ]
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("model,extra,metrics", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_each_family_trains_and_is_measured(tmp_path, mnist_root, model, extra, metrics):
     cfg = compose_config(*tiny(model, f"dataset.root={mnist_root}" if model == "dann" else "trainer.seed=0", *extra,
@@ -260,6 +261,7 @@ def test_each_family_trains_and_is_measured(tmp_path, mnist_root, model, extra, 
         assert result["protocol"]["floor_of"]["target_accuracy"] == "logistic regression on source pixels"
 
 
+@pytest.mark.trains
 def test_bf16_trains_every_new_family(mnist_root):
     for model in ("ssgan", "dann", "independence", "discrete_gan"):
         cfg = compose_config(*tiny(model, *([f"dataset.root={mnist_root}"] if model == "dann" else [])))
@@ -275,6 +277,7 @@ RESUME = [("ssgan", []), ("dann", ["model.schedule_steps=6"]), ("dann", ["model.
           ("independence", []), ("discrete_gan", [])]
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("model,extra", RESUME, ids=[f"{m}-{i}" for i, (m, _) in enumerate(RESUME)])
 def test_each_family_resumes_bit_exactly(tmp_path, mnist_root, model, extra):
     from genrun.task import resume_config
@@ -299,6 +302,7 @@ def test_dann_without_a_target_domain_is_one_line():
         build_pipeline(compose_config("model=dann", "dataset=digits"), torch.device("cpu"))
 
 
+@pytest.mark.trains
 def test_a_semi_supervised_run_with_more_labels_than_exist_fails_before_training(tmp_path):
     cfg = compose_config(*tiny("ssgan"), "dataset.labels_per_class=1000")
     with pytest.raises(GenrunError, match=r"dataset.labels_per_class=1000 but class \d has only \d+ training examples"):
