@@ -34,3 +34,19 @@ def parse_args(argv: list[str], keys: dict[str, Callable[[str], Any]], usage: st
     if "run" not in args:
         raise GenrunError(f"run=PATH is required; usage: {usage}")
     return args
+
+
+def index_list(value: str) -> list[int]:
+    """`3,7,9` -> [3, 7, 9] (non-negative integers)."""
+    items = [int(v) for v in value.split(",") if v.strip()]
+    if not items or min(items) < 0:
+        raise ValueError(value)
+    return items
+
+
+def group(value: str) -> list[str]:
+    """`3,7,class4` -> ['3', '7', 'class4']: indices, or classK (every example of class K)."""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items or not all(v.isdigit() or (v.startswith("class") and v[5:].isdigit()) for v in items):
+        raise ValueError(value)
+    return items

@@ -185,13 +185,16 @@ def check_metrics_fit(cfg: DictConfig, pipeline: Pipeline, evaluator: Evaluator)
 
 # -- the data -----------------------------------------------------------------------------------
 def build_data(cfg: DictConfig) -> DataBundle:
-    """The dataset's splits: `dataset.validation` examples held out of training, then binarised. A
+    """The dataset's splits: `dataset.validation` examples held out of training, then binarised, then
+    `dataset.labelled` applied when the config has it (a labelled subset: genrun.data.labelled). A
     dataset built from another one (translation tasks: `dataset.source=mnist`) has its builder in
     `dataset.builder`, else `dataset.source` is the builder."""
     node = cfg.dataset.builder if "builder" in cfg.dataset else cfg.dataset.source
     data = build(node, f"dataset={config_name(cfg, 'dataset')}")
     data = hold_out_validation(data, int(cfg.dataset.get("validation", 0) or 0))
-    return binarize(data, str(cfg.dataset.get("binarize", "none")), cfg.dataset.get("range"))
+    data = binarize(data, str(cfg.dataset.get("binarize", "none")), cfg.dataset.get("range"))
+    labelled = cfg.dataset.get("labelled")
+    return build(labelled, "dataset.labelled")(data) if labelled else data
 
 
 # -- the evaluator ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -13,6 +13,17 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from genrun.errors import GenrunError
 
 Batch = dict[str, Tensor]
+
+
+@dataclass
+class SideStream:
+    """Examples drawn beside every training batch, as `x_<name>` (and `y_<name>`): a labelled subset
+    (semi-supervised learning), a second domain (domain adaptation). Each batch takes as many as the
+    main stream, in epoch permutations of their own, so the stream's position is one number."""
+
+    x: Tensor
+    y: Tensor | None = None
+    indices: Tensor | None = None  # where its examples sit in the training split, when they come from it
 
 
 @dataclass
@@ -38,6 +49,8 @@ class DataBundle:
     pixels: tuple[float, float] | None = None  # uint8 tensors, scaled to this range per batch
     # translation datasets: the input of each example (batch keys input, input_y, mask), genrun.data.pairs.Inputs
     inputs: Any = None
+    streams: dict[str, SideStream] = field(default_factory=dict)  # drawn beside each batch (x_<name>, y_<name>)
+    train_labels_hidden: bool = False  # training batches carry no "y" (a family sees labels only in a stream)
 
     def decode(self, x: Tensor) -> Tensor:
         """Stored examples -> model inputs: uint8 pixels scaled to `pixels`, anything else as is."""
@@ -121,6 +134,8 @@ class Batches:
     at (epoch, pos) replays exactly the batches an uninterrupted run would have drawn.
     With several processes, `batch_size` is the global batch: process `rank` of `world`
     draws its slice of it, so the slices together are the batch one process would draw.
+    The data's side streams add `batch_size` examples each to every batch (`x_<name>`,
+    `y_<name>`), from endless epoch permutations of their own; the count drawn is their position.
     """
 
     def __init__(self, data: DataBundle, batch_size: int, device: torch.device, seed: int,
@@ -137,8 +152,12 @@ class Batches:
         self.on_device = isinstance(data.train, Tensor)
         if self.on_device:
             self.x = data.train.to(device)
-            self.y = data.labels.to(device) if data.labels is not None else None
+            self.y = data.labels.to(device) if data.labels is not None and not data.train_labels_hidden else None
         self.inputs = data.inputs.to(device) if data.inputs is not None and self.on_device else None
+        self.streams = {name: SideStream(s.x.to(device), s.y.to(device) if s.y is not None else None, s.indices)
+                        for name, s in sorted(data.streams.items())}
+        self.drawn = dict.fromkeys(self.streams, 0)  # examples of each side stream drawn so far (global)
+        self._stream_perms: dict[int, tuple[int, Tensor]] = {}  # stream -> (epoch, its order)
         self._iter: Iterator[Batch] | None = None
         self._data_loader: DataLoader | None = None
 
@@ -146,11 +165,13 @@ class Batches:
     def batches_per_epoch(self) -> int:
         return len(self.data) // self.batch_size
 
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "pos": self.pos}
+    def state_dict(self) -> dict:
+        state = {"epoch": self.epoch, "pos": self.pos}
+        return {**state, "streams": dict(self.drawn)} if self.streams else state
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self.drawn.update({name: int(n) for name, n in state.get("streams", {}).items() if name in self.drawn})
         self._iter = None
 
     def __call__(self) -> Batch:
@@ -163,9 +184,36 @@ class Batches:
             self._iter = self._epoch_batches()
             batch = next(self._iter)
         self.pos += 1
+        for i, name in enumerate(self.streams):
+            batch.update(self._side_batch(i, name))
         if self.data.binarize == "dynamic":  # a fresh draw from the run's RNG, so resume replays it
-            batch["x"] = bernoulli_pixels(batch["x"], *self.data.value_range)
+            for key in [k for k in batch if k == "x" or k.startswith("x_")]:
+                batch[key] = bernoulli_pixels(batch[key], *self.data.value_range)
         return batch
+
+    def _side_batch(self, i: int, name: str) -> Batch:
+        """This process's slice of the next `batch_size` examples of side stream `name`: position p
+        of the stream is example perm_e[p mod n] of epoch e = p // n (a function of the seed only)."""
+        stream, start = self.streams[name], self.drawn[name]
+        share = self.batch_size // self.world
+        positions = torch.arange(start + self.rank * share, start + (self.rank + 1) * share)
+        n = len(stream.x)
+        idx = torch.empty_like(positions)
+        for epoch in torch.unique(positions // n).tolist():
+            here = positions // n == epoch
+            idx[here] = self._stream_permutation(i, n, epoch)[positions[here] % n]
+        idx = idx.to(stream.x.device)
+        self.drawn[name] = start + self.batch_size
+        side = {f"x_{name}": self.data.decode(stream.x[idx])}
+        if stream.y is not None:
+            side[f"y_{name}"] = stream.y[idx]
+        return side
+
+    def _stream_permutation(self, i: int, n: int, epoch: int) -> Tensor:
+        """Side stream i's order in `epoch` (of the seed only); the latest epoch's is kept."""
+        if self._stream_perms.get(i, (-1, None))[0] != epoch:
+            self._stream_perms[i] = (epoch, epoch_permutation(n, self.seed * 7919 + i + 1, epoch))
+        return self._stream_perms[i][1]
 
     def _epoch_indices(self) -> Tensor:
         """The index batches of this epoch still to come, one row per batch."""
@@ -186,7 +234,10 @@ class Batches:
                 yield batch
             return
         for x, y in self._loader():  # its sampler yields the rows of `_epoch_indices`, read afresh each epoch
-            yield {"x": x.to(self.device, non_blocking=True), "y": y.to(self.device, non_blocking=True)}
+            batch = {"x": x.to(self.device, non_blocking=True), "y": y.to(self.device, non_blocking=True)}
+            if self.data.train_labels_hidden:
+                del batch["y"]
+            yield batch
 
     def _positions(self) -> Tensor:
         """This process's places in the whole stream of examples for the batch being drawn (epoch,

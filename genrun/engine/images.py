@@ -17,14 +17,15 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 
-def image_grid(x: Tensor, value_range: tuple[float, float] = (-1.0, 1.0), min_cell: int = 64) -> np.ndarray:
-    """[N, C, H, W] images -> HxWx3 uint8 grid (square-ish), small images upscaled for viewing."""
+def image_grid(x: Tensor, value_range: tuple[float, float] = (-1.0, 1.0), min_cell: int = 64,
+               columns: int | None = None) -> np.ndarray:
+    """[N, C, H, W] images -> HxWx3 uint8 grid (square-ish, or `columns` wide), small images upscaled for viewing."""
     from torchvision.utils import make_grid
 
     x = x.detach().float().cpu()
     if x.shape[-1] < min_cell:
         x = torch.nn.functional.interpolate(x, scale_factor=math.ceil(min_cell / x.shape[-1]), mode="nearest")
-    nrow = max(1, math.ceil(math.sqrt(x.shape[0])))
+    nrow = columns or max(1, math.ceil(math.sqrt(x.shape[0])))
     grid = make_grid(x, nrow=nrow, padding=2, normalize=True, value_range=value_range, pad_value=1.0)
     return (grid.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
 

@@ -118,15 +118,30 @@ class NonSaturating(Minimax):
         return F.softplus(real).mean()  # -log(1 - D(x)): the data side's target swapped to 0
 
 
+def importance_weights(logits: Tensor) -> Tensor:
+    """Hjelm et al. 2018, eq. 9: w(x) = D(x) / (1 - D(x)) = e^V(x) estimates p(x) / g(x); normalised over
+    the M samples of each z (dim 0 of [M, N] logits): softmax_m V(x_m), so each column sums to one."""
+    return torch.softmax(logits.float(), dim=0)
+
+
 class BoundarySeeking(Minimax):
     """Hjelm et al. 2018 (continuous BGAN): D as in the minimax GAN; G minimises
-    1/2 E[(log D(G(z)) - log(1 - D(G(z))))^2] = 1/2 E[V(G(z))^2], pushing samples onto D's boundary."""
+    1/2 E[(log D(G(z)) - log(1 - D(G(z))))^2] = 1/2 E[V(G(z))^2], pushing samples onto D's boundary.
+    For a generator of discrete values, `discrete_g_loss` is the paper's importance-sampling estimator."""
 
     def g_loss(self, fake: Tensor) -> Tensor:
         return 0.5 * fake.pow(2).mean()  # log D - log(1 - D) is the logit V itself
 
     def g_loss_real(self, real: Tensor) -> Tensor:
         return 0.5 * real.pow(2).mean()  # the data side also moves onto the boundary
+
+    def discrete_g_loss(self, fake: Tensor, log_probs: Tensor) -> Tensor:
+        """Hjelm et al. 2018, sec. 2.3, alg. 1 (discrete BGAN): for M samples x_m ~ g(x | z) of each of
+        N z's, with critic logits `fake` [M, N] and log g(x_m | z) `log_probs` [M, N], minimise
+        -1/N sum_n sum_m w~_mn log g(x_mn | z_n), the normalised weights w~ held constant: the policy
+        gradient toward the importance-weighted target p(x) ~ w(x) g(x)."""
+        weights = importance_weights(fake).detach()
+        return -(weights * log_probs.float()).sum(0).mean()
 
 
 class LeastSquares(AdversarialLoss):

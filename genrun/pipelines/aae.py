@@ -118,6 +118,11 @@ class AAEPipeline(Pipeline):
         with self.evaluating():
             return code_mean(self.encoder, batch["x"], self.stochastic)
 
+    def latent_of(self, batch: Batch) -> Noise:
+        """The generator's inputs for data: their codes (genrun-sample's latent tools)."""
+        with self.evaluating():
+            return {"z": code_mean(self.encoder, batch["x"], self.stochastic)}
+
     def reconstruct(self, batch: Batch) -> Tensor:
         """decoder(code) of data, in data space."""
         with self.evaluating():

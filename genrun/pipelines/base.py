@@ -52,6 +52,7 @@ class Pipeline:
         self.ema_statistics_fresh = False  # EMA copies' BatchNorm statistics fit their weights
         self.use_ema = True  # sample from the EMA copies when there are any (genrun-sample ema=false unsets it)
         self.phases: list[Phase] = []  # the training step, in order (set by each family)
+        self.inputs_need_gradients = False  # see `differentiable`
 
     # -- building -------------------------------------------------------------------------
     def add_net(self, name: str, net: nn.Module) -> nn.Module:
@@ -203,15 +204,30 @@ class Pipeline:
     # -- helpers for families ---------------------------------------------------------------
     @contextmanager
     def evaluating(self) -> Iterator[None]:
-        """Eval mode and no gradients (BatchNorm running stats untouched), then back to train."""
+        """Eval mode and no gradients (BatchNorm running stats untouched), then back to train;
+        inside `differentiable()` gradients are recorded."""
         modes = {name: net.training for name, net in self.nets.items()}
         self.nets.eval()
         try:
-            with torch.no_grad():
+            with torch.set_grad_enabled(self.inputs_need_gradients):
                 yield
         finally:
             for name, net in self.nets.items():
                 net.train(modes[name])
+
+    @contextmanager
+    def differentiable(self) -> Iterator[None]:
+        """`generate` (and every method that evaluates) records gradients with respect to its inputs,
+        the weights frozen: to optimise a latent code (genrun-sample mode=project)."""
+        flags = [p.requires_grad for p in self.nets.parameters()]
+        self.nets.requires_grad_(False)
+        self.inputs_need_gradients = True
+        try:
+            yield
+        finally:
+            self.inputs_need_gradients = False
+            for p, flag in zip(self.nets.parameters(), flags, strict=True):
+                p.requires_grad_(flag)
 
     def gaussian(self, *shape: int, rng: torch.Generator | None = None) -> Tensor:
         """N(0, I) noise on the family's device (from `rng` when one is given)."""

@@ -117,7 +117,16 @@ class BiGANPipeline(Pipeline):
         with self.evaluating():
             return code_mean(self.encoder, batch["x"], self.stochastic)
 
+    def latent_of(self, batch: Batch) -> Noise:
+        """The generator's inputs for data: their codes (genrun-sample's latent tools)."""
+        with self.evaluating():
+            return {"z": code_mean(self.encoder, batch["x"], self.stochastic)}
+
     def reconstruct(self, batch: Batch) -> Tensor:
         """G(E(x)) of data, in data space."""
         with self.evaluating():
             return self.generator(code_mean(self.encoder, batch["x"], self.stochastic))
+
+    def critic_network(self) -> nn.Module:
+        """The critic's body on x (before it meets the code): what a probe reads (metrics=[d_probe])."""
+        return self.discriminator.body

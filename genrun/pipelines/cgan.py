@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from genrun.data.bundle import Batch
 from genrun.engine.images import labelled_points, square_indices
@@ -110,3 +110,7 @@ class CGANPipeline(Pipeline):
             return {"samples": samples, "classes": labelled_points(samples, fixed["class"])}
         z, y = class_rows(fixed["z"], self.num_classes)
         return {"samples": samples, "classes": self.generate({"z": z, "class": y})}
+
+    def critic_network(self) -> nn.Module:
+        """The critic's body (x alone, before the label's projection): what a probe reads (metrics=[d_probe])."""
+        return self.discriminator.body

@@ -58,6 +58,10 @@ class CVAEPipeline(VAEPipeline):
         classes = torch.randint(self.num_classes, (n,), device=self.device, generator=rng)
         return {**super().sample_noise(n, rng), "class": classes}
 
+    def latent_of(self, batch: Batch) -> Noise:
+        """The decoder's inputs for data: posterior means and the examples' labels."""
+        return {**super().latent_of(batch), "class": labels_of(batch, "cvae")}
+
     def previews(self, fixed: Noise) -> dict[str, Tensor]:
         """The VAE's pictures, plus one row per class over the same codes (images only)."""
         pictures = super().previews(fixed)

@@ -130,6 +130,11 @@ class GANPipeline(Pipeline):
         with self.evaluating():
             return self.sampling_net("generator")(noise["z"])
 
+    def critic_network(self) -> nn.Module | None:
+        """The critic whose pooled activations a probe reads (metrics=[d_probe]); None when it judges
+        packed samples (PacGAN), not single examples."""
+        return self.discriminator if self.pack == 1 else None
+
 
 def check_tricks(discriminator: nn.Module, pack: PositiveInt, feature_matching: bool) -> None:
     """The discriminator must be built for the pipeline's packing and expose features when needed."""

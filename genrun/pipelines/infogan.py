@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from genrun.data.bundle import Batch
 from genrun.engine.images import labelled_points, square_indices
@@ -191,3 +191,7 @@ class InfoGANPipeline(Pipeline):
     def categorical_code(self, batch: Batch) -> Tensor:
         """Q's categorical logits for data: InfoGAN's unsupervised classes (code accuracy)."""
         return self.codes(batch)[:, : self.k]
+
+    def critic_network(self) -> nn.Module:
+        """The body D and Q share: what a probe of the critic reads (metrics=[d_probe])."""
+        return self.discriminator.body

@@ -238,3 +238,8 @@ class VAEPipeline(Pipeline):
         y = dequantize(to_levels(x, self.low, self.high, 256), 256, rng)
         bound = self.importance_weighted_bound({**batch, "x": self.low + (self.high - self.low) * y}, k, rng)
         return discrete_log_likelihood(bound, x[0].numel(), 256)
+
+    def latent_of(self, batch: Batch) -> Noise:
+        """The decoder's inputs for data: posterior means (genrun-sample's latent tools)."""
+        with self.evaluating():
+            return {"z": self.encode(batch["x"], *self.condition(batch))[0]}
