@@ -1,6 +1,12 @@
 """Runs already on disk keep working: checkpoints written by an earlier genrun (version 1, see
-tests/data/legacy/make.py) resume with today's code to the very weights the old code reached,
-and genrun-sample reads them."""
+tests/data/legacy/make.py) resume with today's code to the weights the old code reached, and
+genrun-sample reads them.
+
+"The weights the old code reached" are stored (<case>.end.pt), not hashed: the same code on
+CPUs with other vector units (AVX-512 or not) rounds differently, by about 1e-7 after these
+four steps, so a hash recorded on one machine fails on another. A resume that is wrong at
+all (the data position, the RNG, the optimizer state) moves every weight by about 1e-3,
+four orders of magnitude outside the tolerance."""
 
 from __future__ import annotations
 
@@ -9,15 +15,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from genrun.run_state import read_checkpoint
 from genrun.sample import sample_command
 from genrun.task import resume_config
 from genrun.train import run
-from tests.data.legacy.make import weights_sha256
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
-CASES = sorted(p.stem for p in LEGACY.glob("*.pt"))
+CASES = sorted(p.stem for p in LEGACY.glob("*.pt") if not p.stem.endswith(".end"))
 
 
 def test_there_are_legacy_checkpoints_of_several_families():
@@ -34,7 +40,13 @@ def test_a_version_1_checkpoint_resumes_to_the_weights_the_old_code_reached(tmp_
     run(resume_config(half["config_raw"], [f"trainer.max_steps={record['step']}"], str(tmp_path)), tmp_path, half)
     end = read_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert end["step"] == record["step"]
-    assert weights_sha256(end) == record["weights_sha256"]
+    old = torch.load(LEGACY / f"{case}.end.pt", weights_only=True)
+    nets = end["pipeline"]["nets"]
+    assert set(nets) == set(old)
+    for name in old:
+        assert set(nets[name]) == set(old[name])
+        for key, value in old[name].items():
+            torch.testing.assert_close(nets[name][key], value, rtol=1e-4, atol=1e-5, msg=f"{name}.{key}")
 
 
 def test_a_decoder_optimizer_saved_as_generator_is_read_as_decoder(tmp_path):

@@ -3,7 +3,9 @@
 check that runs already on disk still resume, bit-exactly, with today's code.
 
 Each case trains 4 steps (checkpoint at step 4, kept as <case>.pt), then resumes to step 8 with
-that same old code; <case>.json records the sha256 of the step-8 weights. Rerunning this file
+that same old code; <case>.end.pt keeps the step-8 weights (every net's state dict) and
+<case>.json the sha256 of those weights on the machine that wrote them (bit-exact there; other
+CPUs round differently, so the test compares the stored weights within 1e-5). Rerunning this file
 with today's genrun would write today's checkpoints, not legacy ones: it is a record.
 
     python tests/data/legacy/make.py
@@ -64,6 +66,7 @@ def main() -> None:
             half = load_checkpoint(folder / "checkpoints" / "last.pt")
             run(resume_config(half["config_raw"], ["trainer.max_steps=8"], str(folder)), folder, half)
             end = load_checkpoint(folder / "checkpoints" / "last.pt")
+            torch.save(end["pipeline"]["nets"], HERE / f"{case}.end.pt")
             record = {"step": int(end["step"]), "weights_sha256": weights_sha256(end), "overrides": overrides}
             (HERE / f"{case}.json").write_text(json.dumps(record, indent=2) + "\n")
 
