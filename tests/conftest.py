@@ -14,6 +14,22 @@ from omegaconf import DictConfig
 
 from genrun.config import register
 
+
+def pin_xdist_worker() -> None:
+    """Under pytest-xdist (pyproject's `-n auto`), worker gwN runs on its own share of the cores this
+    process may use. genrun's `num_threads=auto` counts those cores (engine/threads.py), so each
+    worker, and every genrun it starts, takes one thread per core it has instead of all of them:
+    two all-core torch processes on 2 cores ran 5x slower each than one alone."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not worker or not count or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    index, count = int(worker.removeprefix("gw")), int(count)
+    share = cpus[index::count] if count <= len(cpus) else [cpus[index % len(cpus)]]
+    os.sched_setaffinity(0, share)
+
+
+pin_xdist_worker()
 torch.set_num_threads(1)  # tiny models: threads cost more than they give, and CI has 2 cores
 register()
 
