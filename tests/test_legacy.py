@@ -3,10 +3,10 @@ tests/data/legacy/make.py) resume with today's code to the weights the old code 
 genrun-sample reads them.
 
 "The weights the old code reached" are stored (<case>.end.pt), not hashed: the same code on
-CPUs with other vector units (AVX-512 or not) rounds differently, by about 1e-7 after these
-four steps, so a hash recorded on one machine fails on another. A resume that is wrong at
-all (the data position, the RNG, the optimizer state) moves every weight by about 1e-3,
-four orders of magnitude outside the tolerance."""
+CPUs with other vector units (AVX-512 or not) rounds differently, so a hash recorded on one
+machine fails on another. Measured on these four cases: another thread count, or a 1e-7
+relative perturbation of the checkpoint, moves the step-8 weights by at most 2.4e-7; a resume
+from the wrong data position moves every weight, by up to 1.5e-3, far outside the tolerance."""
 
 from __future__ import annotations
 
