@@ -37,9 +37,9 @@ from genrun.data.tasks import (
     centre_mask,
     check_mask,
     downsample,
+    edge_inputs,
     fill_holes,
     luma,
-    sobel_edges,
     task_seed,
     tint,
     to_pixels,
@@ -202,7 +202,7 @@ def make_pair(spec: TaskSpec, x: Tensor, native_channels: int, fill: Tensor, edg
     hole = torch.zeros(len(x), 1, *x.shape[-2:], dtype=torch.uint8)
     target = x
     if spec.task == "edges":
-        inp = sobel_edges(x, edge_threshold)
+        inp = edge_inputs(x, edge_threshold)
     elif spec.task == "lowres":
         inp = downsample(x, spec.scale)
     elif spec.task == "masked":
@@ -267,7 +267,7 @@ def unpaired_transform(x: Tensor, transform: str, channels: int, edge_threshold:
         return 1 - x
     if transform == "tinted":
         return tint(x, generator)
-    return with_channels(sobel_edges(x, edge_threshold), channels)
+    return with_channels(edge_inputs(x, edge_threshold), channels)
 
 
 # -- a user's pairs ------------------------------------------------------------------------------

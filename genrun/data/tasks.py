@@ -116,13 +116,28 @@ def with_channels(x: Tensor, channels: int) -> Tensor:
 
 
 # -- the transforms (unit values in, unit values out) ------------------------------------------
-def sobel_edges(x: Tensor, threshold: UnitInterval) -> Tensor:
-    """1 where the luma's gradient magnitude (Sobel / 8: intensity change per pixel) exceeds `threshold`."""
+def gradient_magnitude(x: Tensor) -> Tensor:
+    """The luma's gradient magnitude, Sobel / 8: intensity change per pixel, [N, 1, H, W]."""
     grey = F.pad(luma(x), (1, 1, 1, 1), mode="replicate")
     kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype, device=x.device) / 8
     kernels = torch.stack([kx, kx.t()]).unsqueeze(1)
-    gradient = F.conv2d(grey, kernels)
-    return (gradient.pow(2).sum(1, keepdim=True).sqrt() > threshold).to(x.dtype)
+    return F.conv2d(grey, kernels).pow(2).sum(1, keepdim=True).sqrt()
+
+
+def edge_inputs(x: Tensor, threshold: UnitInterval) -> Tensor:
+    """1 where an image's gradient magnitude exceeds `threshold`; refused when most images would have no edge: a
+    threshold in intensity change per pixel that suits sharp images misses the soft edges of images
+    up-sampled from a low resolution (scikit-learn's 8 px digits at 32 px), and blank inputs would
+    train a model that ignores them."""
+    magnitude = gradient_magnitude(x)
+    steepest = magnitude.flatten(1).amax(1)
+    blank = float((steepest <= threshold).float().mean())
+    if blank > 0.5:
+        typical = float(steepest.median())
+        raise GenrunError(f"dataset.edge_threshold={threshold}: {blank:.0%} of the images have no edge above it "
+                          f"(their steepest change per pixel is {typical:.3f} at the median, at {x.shape[-1]} px): "
+                          f"valid: below that, e.g. dataset.edge_threshold={typical / 2:.2g}")
+    return (magnitude > threshold).to(x.dtype)
 
 
 def downsample(x: Tensor, scale: int) -> Tensor:
