@@ -26,7 +26,13 @@ from genrun.engine.checkpoint import load_checkpoint
 from genrun.engine.images import PALETTE, labelled_points, paired_rows, picture, square_indices
 from genrun.engine.updates import Updater, train_step
 from genrun.errors import GenrunError
-from genrun.metrics.heldout import linear_probe, matched_accuracy
+from genrun.metrics.heldout import (
+    best_match,
+    code_confusion,
+    code_information,
+    linear_probe,
+    matched_accuracy,
+)
 from genrun.nets.priors import Gaussian, Mixture, Uniform
 from genrun.pipelines.infogan import categorical_mi_bound, continuous_mi_bound
 from genrun.train import run
@@ -65,7 +71,7 @@ CASES = [  # (model, dataset, overrides, metrics it must report, pictures beside
     ("bigan", "digits", [], ENCODER_METRICS, {"reconstructions"}),
     ("bigan", "digits", ["model.stochastic_encoder=true", "loss=wgan_gp"], ENCODER_METRICS, {"reconstructions"}),
     ("bigan", "ring8", ["model.arch=mlp", "model.z_dim=2"], ENCODER_METRICS, {"latent"}),
-    ("infogan", "digits", [], {"code_accuracy", "probe_accuracy"}, {"classes", "continuous0", "continuous1"}),
+    ("infogan", "digits", [], {"code_accuracy", "code_mi", "probe_accuracy"}, {"classes", "continuous0", "continuous1"}),
     ("infogan", "ring8", ["model.arch=mlp", "model.categorical=8", "model.learn_std=true", "loss=wgan_gp"],
      {"code_accuracy", "modes"}, {"classes"}),
     ("vae", "digits", [], {"elbo"} | ENCODER_METRICS, {"reconstructions"}),
@@ -87,6 +93,14 @@ def test_family_trains_evaluates_and_round_trips(tmp_path, model, dataset, extra
     for key in ("probe_accuracy", "code_accuracy"):
         if key in result:
             assert 0.0 <= result[key] <= 1.0
+    if "code_accuracy" in result:  # the protocol keeps the confusion behind the number
+        kept = result["protocol"]["metrics"]["code_accuracy"]
+        counts = torch.tensor(kept["counts"])
+        assert counts.sum() == kept["examples"] and kept["match"]
+        assert sum(counts[int(c), y] for c, y in kept["match"].items()) == round(result["code_accuracy"] * kept["examples"])
+    if "code_mi" in result:
+        ceiling = result["protocol"]["metrics"]["code_mi"]["ceiling_nats"]
+        assert 0.0 <= result["code_mi"] <= ceiling + 1e-9 and ceiling == pytest.approx(math.log(10 if dataset == "digits" else 8))
     if dataset == "digits" and "probe_accuracy" in result:  # its floor: logistic regression on raw digits
         assert result["protocol"]["floor_of"]["probe_accuracy"] == "raw pixels"
         assert result["floor"]["probe_accuracy"] > (0.75 if "dataset.binarize=dynamic" in extra else 0.9)
@@ -242,6 +256,28 @@ def test_code_accuracy_matches_code_values_to_classes_one_to_one():
     assert matched_accuracy(torch.tensor([7, 7, 3, 3, 5, 5]), labels) == 1.0
     assert matched_accuracy(torch.tensor([5, 5, 3, 3, 3, 3]), labels) == pytest.approx(4 / 6)
     assert matched_accuracy(torch.zeros(6, dtype=torch.long), labels) == pytest.approx(2 / 6)
+
+
+def test_code_confusion_shows_a_split_class_and_a_shared_code():
+    """Class 0 split over codes 0 and 1, classes 1 and 2 sharing code 2: the counts say so, and
+    the match pairs each code with at most one class."""
+    confusion = code_confusion(torch.tensor([0, 1, 2, 2, 2, 2]), torch.tensor([0, 0, 1, 1, 2, 2]))
+    assert confusion.tolist() == [[1, 0, 0], [1, 0, 0], [0, 2, 2]]
+    match = best_match(confusion)
+    assert match[0] == 0 and match[2] in (1, 2) and len(set(match.values())) == len(match)
+
+
+def test_code_information_closed_forms():
+    """I(x; c) = H(mean q) - mean H(q): log k for confident, equally used codes; 0 for one code or
+    for the same soft q everywhere; log 2 for confident codes using 2 of 4 values equally."""
+    k = 4
+    confident = torch.eye(k).repeat(5, 1)
+    assert code_information(confident) == pytest.approx(math.log(k))
+    assert code_information(torch.eye(k)[torch.zeros(8, dtype=torch.long)]) == pytest.approx(0.0, abs=1e-12)
+    assert code_information(torch.full((8, k), 1 / k)) == pytest.approx(0.0, abs=1e-12)
+    assert code_information(torch.eye(k)[torch.tensor([0, 1, 0, 1])]) == pytest.approx(math.log(2))
+    half = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]])  # H(mean q) = log 4, H(q) = log 2 each
+    assert code_information(half) == pytest.approx(math.log(4) - math.log(2))
 
 
 def test_linear_probe_reads_separable_codes_and_not_noise():

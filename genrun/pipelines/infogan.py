@@ -58,7 +58,7 @@ def continuous_mi_bound(mean: Tensor, log_std: Tensor, c: Tensor) -> Tensor:
 class InfoGANPipeline(Pipeline):
     loss_kinds = ("adversarial",)
     primary_metric = "loss/g"
-    default_metrics = ("code_accuracy", "probe")
+    default_metrics = ("code_accuracy", "code_mi", "probe")
 
     def __init__(
         self,
