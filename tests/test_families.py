@@ -269,15 +269,16 @@ def test_code_confusion_shows_a_split_class_and_a_shared_code():
 
 def test_code_information_closed_forms():
     """I(x; c) = H(mean q) - mean H(q): log k for confident, equally used codes; 0 for one code or
-    for the same soft q everywhere; log 2 for confident codes using 2 of 4 values equally."""
-    k = 4
-    confident = torch.eye(k).repeat(5, 1)
-    assert code_information(confident) == pytest.approx(math.log(k))
-    assert code_information(torch.eye(k)[torch.zeros(8, dtype=torch.long)]) == pytest.approx(0.0, abs=1e-12)
-    assert code_information(torch.full((8, k), 1 / k)) == pytest.approx(0.0, abs=1e-12)
-    assert code_information(torch.eye(k)[torch.tensor([0, 1, 0, 1])]) == pytest.approx(math.log(2))
-    half = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]])  # H(mean q) = log 4, H(q) = log 2 each
-    assert code_information(half) == pytest.approx(math.log(4) - math.log(2))
+    for the same soft q everywhere; log 2 for confident codes using 2 of 4 values equally, and
+    for codes each torn between two values but using all four equally."""
+    k, sure = 4, 30.0  # logits of sure - 0: q = 1 - 3e-13, entropies below 1e-11
+    confident = sure * torch.eye(k, dtype=torch.float64).repeat(5, 1)
+    assert code_information(confident).item() == pytest.approx(math.log(k))
+    assert code_information(confident[[0] * 8]).item() == pytest.approx(0.0, abs=1e-10)
+    assert code_information(torch.randn(1, k).repeat(8, 1)).item() == pytest.approx(0.0, abs=1e-6)
+    assert code_information(confident[[0, 1, 0, 1]]).item() == pytest.approx(math.log(2))
+    torn = torch.tensor([[sure, sure, 0, 0], [0, 0, sure, sure]], dtype=torch.float64)
+    assert code_information(torn).item() == pytest.approx(math.log(4) - math.log(2))
 
 
 def test_linear_probe_reads_separable_codes_and_not_noise():

@@ -147,15 +147,15 @@ def matched_accuracy(codes: Tensor, labels: Tensor) -> float:
     return sum(int(confusion[c, y]) for c, y in best_match(confusion).items()) / len(labels)
 
 
-def code_information(probs: Tensor) -> float:
-    """I(x; c) = H(E_x q(c|x)) - E_x H(q(c|x)) in nats, for q(c|x) the rows of `probs` over
-    examples x: high when the code splits the data into confident, equally used parts (at most
-    log k), the label-free criterion of Bridle et al. 1992 and CatGAN (Springenberg 2016)."""
-    probs = probs.double()
-    marginal = probs.mean(0)
-    entropy_of_mean = -torch.special.xlogy(marginal, marginal).sum()
-    mean_entropy = -torch.special.xlogy(probs, probs).sum(1).mean()
-    return float(entropy_of_mean - mean_entropy)
+def code_information(logits: Tensor) -> Tensor:
+    """I(x; c) = H(E_x q(c|x)) - E_x H(q(c|x)) in nats, q(c|x) the softmax of each row of `logits`
+    (one row per example): high when every example gets a confident value and all values are used
+    equally often (at most log k); the label-free clustering criterion of Bridle, Heading & MacKay
+    1992, which CatGAN's critic maximises on real data (Springenberg 2016)."""
+    log_q = torch.log_softmax(logits, 1)
+    q = log_q.exp()
+    marginal = q.mean(0)
+    return -torch.special.xlogy(marginal, marginal).sum() + (q * log_q).sum(1).mean()
 
 
 class CodeAccuracy(HeldOutMetric):
@@ -207,9 +207,9 @@ class CodeInformation(HeldOutMetric):
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         batch = self.held_out(ctx)
-        probs = self.per_example(ctx, lambda b: ctx.pipeline.categorical_code(b).softmax(1), batch)
-        self.ceiling = math.log(probs.shape[1])
-        return {"code_mi": code_information(probs)}
+        logits = self.per_example(ctx, ctx.pipeline.categorical_code, batch)
+        self.ceiling = math.log(logits.shape[1])
+        return {"code_mi": float(code_information(logits.double()))}
 
     def protocol(self) -> dict[str, Any]:
         return {**super().protocol(), "ceiling_nats": self.ceiling}
