@@ -140,11 +140,16 @@ def best_match(confusion: Tensor) -> dict[int, int]:
     return {int(r): int(c) for r, c in zip(rows, cols, strict=True)}
 
 
+def accuracy_under(confusion: Tensor, match: dict[int, int]) -> float:
+    """The fraction of the confusion's examples whose code `match` maps to their class; codes
+    left without a class count as errors."""
+    return sum(int(confusion[c, y]) for c, y in match.items()) / int(confusion.sum())
+
+
 def matched_accuracy(codes: Tensor, labels: Tensor) -> float:
-    """Accuracy of `codes` as labels under the best one-to-one map of code values to classes;
-    codes left without a class count as errors."""
+    """Accuracy of `codes` as labels under the best one-to-one map of code values to classes."""
     confusion = code_confusion(codes, labels)
-    return sum(int(confusion[c, y]) for c, y in best_match(confusion).items()) / len(labels)
+    return accuracy_under(confusion, best_match(confusion))
 
 
 def code_information(logits: Tensor) -> Tensor:
@@ -185,7 +190,7 @@ class CodeAccuracy(HeldOutMetric):
         confusion = code_confusion(codes, batch["y"])
         match = best_match(confusion)
         self.confusion, self.match = confusion.tolist(), {str(c): y for c, y in match.items()}
-        return {"code_accuracy": sum(int(confusion[c, y]) for c, y in match.items()) / len(codes)}
+        return {"code_accuracy": accuracy_under(confusion, match)}
 
     def protocol(self) -> dict[str, Any]:
         return {**super().protocol(), "confusion": "rows: code values, columns: classes",
